@@ -1,0 +1,23 @@
+"""Make basicsr 1.4.2 importable on torchvision >= 0.17.
+
+basicsr imports ``torchvision.transforms.functional_tensor``, which torchvision 0.17 renamed to
+``_functional_tensor``. Registering the new module under the old name is enough; no basicsr
+file is edited. Importing this module twice is harmless.
+"""
+import importlib
+import sys
+
+_OLD_NAME = 'torchvision.transforms.functional_tensor'
+
+
+def install_torchvision_alias() -> None:
+    """Alias ``functional_tensor`` to ``_functional_tensor`` when torchvision lacks the old name."""
+    if _OLD_NAME in sys.modules:
+        return
+    try:
+        importlib.import_module(_OLD_NAME)
+    except ModuleNotFoundError:
+        sys.modules[_OLD_NAME] = importlib.import_module('torchvision.transforms._functional_tensor')
+
+
+install_torchvision_alias()

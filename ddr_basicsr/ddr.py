@@ -1,0 +1,258 @@
+"""Deep Degradation Response (Wu, Ni et al., NeurIPS 2024), Sec. 3: torch + open_clip only, no BasicSR."""
+from collections import OrderedDict, defaultdict
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ddr_basicsr.clip_loading import load_clip
+from ddr_basicsr.pixel_degradations import DEFAULT_PIXEL_LEVELS, PIXEL_DEGRADATIONS
+from ddr_basicsr.prompts import DegradationSpec, resolve_prompts
+
+#: Smallest image side we score: below it a CLIP feature says little about the image.
+MIN_IMAGE_SIDE = 16
+#: Added to std(T) in the adaptation of Eq. 4, as in the authors' code.
+ADAPTATION_EPS = 1e-3
+DISTANCES = ('cosine', 'l1', 'l2')
+PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+DOMAINS = ('feature', 'pixel')
+
+ImageBatch = Union[torch.Tensor, Sequence[torch.Tensor]]
+
+
+def square_patch_offsets(height: int, width: int) -> List[int]:
+    """Offsets along the long side of the square patches averaged by the blind-IQA score.
+
+    n = long // short + 1 patches of side ``short``, evenly spaced from 0 with stride
+    (long - short) // (n - 1). A square image has a single patch (the reference scores two identical ones).
+    """
+    short, long = min(height, width), max(height, width)
+    if short == long:
+        return [0]
+    count = long // short + 1
+    stride = (long - short) // (count - 1)
+    return [index * stride for index in range(count)]
+
+
+def feature_distance(features: torch.Tensor, degraded: torch.Tensor, distance: str) -> torch.Tensor:
+    """Distance between features (N, E) and degraded features (N, D, E), giving (N, D).
+
+    cosine: 1 - cos (the paper's choice); l1: mean absolute difference; l2: mean squared difference.
+    """
+    if distance == 'cosine':
+        return 1 - F.cosine_similarity(features.unsqueeze(1), degraded, dim=-1)
+    difference = degraded - features.unsqueeze(1)
+    if distance == 'l1':
+        return difference.abs().mean(-1)
+    return difference.pow(2).mean(-1)
+
+
+class DDR(nn.Module):
+    """DDR of images under text-driven (Eq. 3-5) or pixel-domain (Eq. 2) degradations.
+
+    Args:
+        model: open_clip model name (the paper: ViT-B-32).
+        pretrained: open_clip tag ('openai'), a local weights file, or None for random weights.
+        degradations: Table 7 names, names defined in ``prompts``, or (degraded, clean) pairs.
+            None: the paper's restoration set {color, content, blur}, or the keys of ``prompts``.
+            With ``domain='pixel'``: names among 'blur', 'noise', 'jpeg'.
+        prompts: {name: (degraded, clean)} of words (Eq. 6 template) or full sentences.
+        adaptation: align the text direction's statistics to the image feature (Eq. 4).
+        distance: 'cosine' (paper), 'l1' or 'l2'.
+        device: where CLIP runs; None picks CUDA when available.
+        precision: 'fp32' (default), or 'bf16' / 'fp16' autocast of the image encoder.
+        domain: 'feature' (text-driven, the paper's method) or 'pixel' (handcrafted, Eq. 2).
+        pixel_levels: ω_d per pixel degradation (blur sigma px, noise std, JPEG quality).
+        seed: seed of the Gaussian noise of the pixel domain.
+    """
+
+    def __init__(self, model: str = 'ViT-B-32', pretrained: Optional[str] = 'openai',
+                 degradations: Optional[Sequence[DegradationSpec]] = None,
+                 prompts: Optional[Mapping[str, Sequence[str]]] = None, adaptation: bool = True,
+                 distance: str = 'cosine', device: Optional[Union[str, torch.device]] = None,
+                 precision: str = 'fp32', domain: str = 'feature',
+                 pixel_levels: Optional[Mapping[str, float]] = None, seed: int = 0):
+        super().__init__()
+        if distance not in DISTANCES:
+            raise ValueError(f"unknown distance '{distance}'; choose one of {', '.join(DISTANCES)}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
+        if domain not in DOMAINS:
+            raise ValueError(f"unknown domain '{domain}'; choose 'feature' (Eq. 3-5) or 'pixel' (Eq. 2)")
+        self.distance = distance
+        self.precision = precision
+        self.domain = domain
+        self.adaptation = adaptation
+        self.seed = seed
+        clip = load_clip(model, pretrained)
+        self.clip_description = clip.description
+        self.image_size = clip.image_size
+        self.clip = clip.model.eval().requires_grad_(False)
+        self.register_buffer('mean', torch.tensor(clip.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer('std', torch.tensor(clip.std).view(1, 3, 1, 1), persistent=False)
+        if domain == 'feature':
+            self.prompts = resolve_prompts(degradations, prompts)
+            self.register_buffer('text_directions', self._text_directions(clip.tokenizer), persistent=False)
+        else:
+            self.pixel_levels = self._pixel_levels(degradations, pixel_levels)
+        if device is None:
+            device = 'cuda' if torch.cuda.is_available() else 'cpu'
+        self.to(device)
+
+    @staticmethod
+    def _pixel_levels(degradations, pixel_levels) -> 'OrderedDict[str, float]':
+        names = list(degradations or pixel_levels or DEFAULT_PIXEL_LEVELS)
+        unknown = [name for name in names if name not in PIXEL_DEGRADATIONS]
+        if unknown:
+            raise ValueError(f'unknown pixel-domain degradation(s) {unknown}; valid: {", ".join(PIXEL_DEGRADATIONS)}')
+        levels = dict(DEFAULT_PIXEL_LEVELS, **(pixel_levels or {}))
+        return OrderedDict((name, float(levels[name])) for name in names)
+
+    @torch.no_grad()
+    def _text_directions(self, tokenizer) -> torch.Tensor:
+        """T_d = Φ_t(P_d^-) - Φ_t(P_d^+) (Eq. 3), pre-normalised for Eq. 4 when adaptation is on: (D, E)."""
+        degraded, clean = zip(*self.prompts.values())
+        tokens = tokenizer(list(degraded) + list(clean))
+        text = self.clip.encode_text(tokens).float()
+        directions = text[:len(degraded)] - text[len(degraded):]
+        if self.adaptation:
+            mean = directions.mean(dim=-1, keepdim=True)
+            std = directions.std(dim=-1, keepdim=True)
+            directions = (directions - mean) / (std + ADAPTATION_EPS)
+        return directions
+
+    @property
+    def degradation_names(self) -> Tuple[str, ...]:
+        return tuple(self.prompts if self.domain == 'feature' else self.pixel_levels)
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    def train(self, mode: bool = True) -> 'DDR':
+        """CLIP stays frozen in eval mode even when an enclosing module is put in train mode."""
+        super().train(mode)
+        self.clip.eval()
+        return self
+
+    def _check_images(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_tensor(x):
+            raise TypeError(f'DDR expects a torch.Tensor of RGB images (B, 3, H, W) in [0, 1], got {type(x).__name__}')
+        if x.dim() != 4:
+            raise ValueError(f'DDR expects a 4-D tensor (B, 3, H, W), got shape {tuple(x.shape)}; '
+                             'for a single image use x.unsqueeze(0)')
+        if not x.is_floating_point():
+            raise TypeError(f'DDR expects float images in [0, 1], got dtype {x.dtype}; convert with x.float() / 255')
+        batch, channels, height, width = x.shape
+        if batch == 0:
+            raise ValueError('DDR got an empty batch (B = 0)')
+        if channels == 1:
+            x = x.expand(-1, 3, -1, -1)
+        elif channels != 3:
+            raise ValueError(f'DDR expects 3 RGB channels (1 grey channel is replicated), got {channels}; '
+                             'drop an alpha channel with x[:, :3]')
+        if min(height, width) < MIN_IMAGE_SIDE:
+            raise ValueError(f'image of {height}x{width} px is too small to score; '
+                             f'both sides must be at least {MIN_IMAGE_SIDE} px')
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError('DDR input contains NaN or Inf values; check the images (or the network output)')
+        return x.to(device=self.device, dtype=torch.float32)
+
+    def _patches(self, x: torch.Tensor) -> Tuple[torch.Tensor, int]:
+        """Square patches (B·n, 3, S, S) resized to the CLIP input size and normalised; n per image."""
+        height, width = x.shape[-2:]
+        side = min(height, width)
+        offsets = square_patch_offsets(height, width)
+        if len(offsets) == 1:
+            patches = x[..., :side, :side]
+        elif height > width:
+            patches = torch.stack([x[:, :, top:top + side, :] for top in offsets], dim=1).flatten(0, 1)
+        else:
+            patches = torch.stack([x[:, :, :, left:left + side] for left in offsets], dim=1).flatten(0, 1)
+        if side != self.image_size:
+            patches = F.interpolate(patches, size=(self.image_size, self.image_size), mode='bicubic',
+                                    align_corners=False, antialias=False)
+        return (patches - self.mean) / self.std, len(offsets)
+
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Image features F = Φ_v(i) (projected, not normalised) of preprocessed pixels, in float32."""
+        dtype = PRECISIONS[self.precision]
+        with torch.autocast(device_type=pixels.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            return self.clip.encode_image(pixels).float()
+
+    def _feature_responses(self, features: torch.Tensor) -> torch.Tensor:
+        """DDR_d (Eq. 1) with F_d = F + T̂_d (Eq. 5), T̂_d adapted to F (Eq. 4): (N, D)."""
+        directions = self.text_directions.unsqueeze(0)
+        if self.adaptation:
+            std, mean = torch.std_mean(features, dim=-1, keepdim=True)
+            directions = directions * std.unsqueeze(1) + mean.unsqueeze(1)
+        return feature_distance(features, features.unsqueeze(1) + directions, self.distance)
+
+    def _pixel_responses(self, x: torch.Tensor) -> torch.Tensor:
+        generator = torch.Generator(device=x.device).manual_seed(self.seed)
+        views = [x] + [PIXEL_DEGRADATIONS[name](x, level, generator) for name, level in self.pixel_levels.items()]
+        patches, count = self._patches(torch.cat(views))
+        features = self.encode_images(patches).view(len(views), x.shape[0] * count, -1)
+        return feature_distance(features[0], features[1:].transpose(0, 1), self.distance), count
+
+    def response_matrix(self, x: torch.Tensor) -> torch.Tensor:
+        """DDR of each image and degradation, (B, D), averaged over square patches for non-square images."""
+        x = self._check_images(x)
+        if self.domain == 'feature':
+            patches, count = self._patches(x)
+            responses = self._feature_responses(self.encode_images(patches))
+        else:
+            responses, count = self._pixel_responses(x)
+        return responses.view(x.shape[0], count, -1).mean(dim=1)
+
+    def responses(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """{degradation: DDR_d of each image, Tensor[B]} (Eq. 1); differentiable."""
+        matrix = self.response_matrix(x)
+        return OrderedDict((name, matrix[:, index]) for index, name in enumerate(self.degradation_names))
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """DDR averaged over the degradation set (Eq. 7), Tensor[B]; differentiable.
+
+        Square images are scored whole. A non-square image, which a ViT cannot take whole, is scored
+        as the mean over the evenly spaced square patches of ``square_patch_offsets`` (as ``quality``).
+        """
+        return self.response_matrix(x).mean(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.score(x)
+
+    @torch.no_grad()
+    def quality_responses(self, images: ImageBatch, batch_size: int = 32) -> Dict[str, torch.Tensor]:
+        """Blind-IQA DDR_d of each image with the reference's patch averaging, without autograd.
+
+        ``images``: a (B, 3, H, W) tensor or a list of (3, H, W) / (1, 3, H, W) tensors of any sizes;
+        images of equal size are encoded together, ``batch_size`` images per encoder call.
+        """
+        items = list(images.unbind(0)) if torch.is_tensor(images) and images.dim() == 4 else list(images)
+        if not items:
+            raise ValueError('quality got no images')
+        groups = defaultdict(list)
+        for index, image in enumerate(items):
+            if torch.is_tensor(image) and image.dim() == 4 and image.shape[0] == 1:
+                image = image[0]
+            if not torch.is_tensor(image) or image.dim() != 3:
+                raise ValueError(f'image {index}: expected a (3, H, W) tensor, got '
+                                 f'{tuple(image.shape) if torch.is_tensor(image) else type(image).__name__}')
+            groups[tuple(image.shape)].append((index, image))
+        matrix = torch.empty(len(items), len(self.degradation_names), device=self.device)
+        for members in groups.values():
+            for start in range(0, len(members), batch_size):
+                chunk = members[start:start + batch_size]
+                indices = torch.tensor([index for index, _ in chunk], device=self.device)
+                matrix[indices] = self.response_matrix(torch.stack([image for _, image in chunk]))
+        return OrderedDict((name, matrix[:, index]) for index, name in enumerate(self.degradation_names))
+
+    @torch.no_grad()
+    def quality(self, images: ImageBatch, batch_size: int = 32) -> torch.Tensor:
+        """Blind-IQA score (Sec. 4.2): mean over the degradation set of ``quality_responses``, Tensor[B]."""
+        return torch.stack(list(self.quality_responses(images, batch_size).values()), dim=1).mean(dim=1)
+
+    def extra_repr(self) -> str:
+        return (f'clip={self.clip_description!r}, degradations={self.degradation_names}, domain={self.domain}, '
+                f'adaptation={self.adaptation}, distance={self.distance}, precision={self.precision}')

@@ -1,0 +1,44 @@
+"""DDRLoss: the DDR term of the restoration objective (Eq. 8) for BasicSR's loss registry."""
+from typing import Mapping, Optional, Sequence
+
+from ddr_basicsr import compat  # noqa: F401  (before basicsr)
+import torch
+from basicsr.utils.registry import LOSS_REGISTRY
+from torch import nn
+
+from ddr_basicsr.ddr import DDR
+from ddr_basicsr.prompts import RESTORATION_DEGRADATIONS
+
+REDUCTIONS = ('mean', 'sum', 'none')
+
+
+@LOSS_REGISTRY.register()
+class DDRLoss(nn.Module):
+    """loss_weight × (−DDR) of the network output (Eq. 8: L_rec − λ_d·DDR; λ_d = ``loss_weight``).
+
+    No reference is needed: ``forward(pred, target=None)`` ignores ``target`` so the loss fits slots
+    that pass (output, gt). The frozen CLIP lives in this module, never in the restoration network,
+    its optimizer or its checkpoints.
+    """
+
+    requires_reference = False
+
+    def __init__(self, loss_weight: float = 1.0, degradations: Optional[Sequence] = RESTORATION_DEGRADATIONS,
+                 prompts: Optional[Mapping[str, Sequence[str]]] = None, model: str = 'ViT-B-32',
+                 pretrained: Optional[str] = 'openai', adaptation: bool = True, distance: str = 'cosine',
+                 precision: str = 'fp32', reduction: str = 'mean'):
+        super().__init__()
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"unknown reduction '{reduction}' for DDRLoss; choose one of {', '.join(REDUCTIONS)}")
+        self.loss_weight = float(loss_weight)
+        self.reduction = reduction
+        self.ddr = DDR(model=model, pretrained=pretrained, degradations=degradations, prompts=prompts,
+                       adaptation=adaptation, distance=distance, device='cpu', precision=precision)
+
+    def forward(self, pred: torch.Tensor, target: Optional[torch.Tensor] = None, **kwargs) -> torch.Tensor:
+        loss = -self.ddr.score(pred)
+        if self.reduction == 'mean':
+            loss = loss.mean()
+        elif self.reduction == 'sum':
+            loss = loss.sum()
+        return self.loss_weight * loss

@@ -1,0 +1,22 @@
+"""Shared fixtures: the tiny random CLIP (OpenAI state-dict format) and the conformance vectors."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA_DIR = Path(__file__).parent / 'data'
+TINY_CLIP_PATH = DATA_DIR / 'tiny_clip_vit_openai_fp16.pt'
+REFERENCE_VECTORS_PATH = DATA_DIR / 'ddr_reference_vectors.npz'
+ARCH_KEYS_DIR = DATA_DIR / 'archs'
+
+
+@pytest.fixture(scope='session')
+def tiny_clip_path() -> str:
+    """Path of a randomly initialised CLIP ViT in OpenAI's format (see tests/data/README.md)."""
+    return str(TINY_CLIP_PATH)
+
+
+@pytest.fixture(scope='session')
+def reference_vectors() -> dict:
+    with np.load(REFERENCE_VECTORS_PATH) as data:
+        return {key: data[key] for key in data.files}
