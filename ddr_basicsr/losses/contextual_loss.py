@@ -1,0 +1,87 @@
+"""Contextual loss CTX (Mechrez, Talmi, Zelnik-Manor, ECCV 2018), a competitor in DDR Tables 4-5.
+
+For features X = {x_i} of the output and Y = {y_j} of the target at one VGG19 layer:
+  1. centre both by the per-channel mean of Y and L2-normalise: d_ij = 1 - cos(x_i, y_j);
+  2. relative distance d~_ij = d_ij / (min_k d_ik + eps);
+  3. CX_ij = softmax_j((1 - d~_ij) / h), the normalised exp((b - d~_ij) / h) with b = 1;
+  4. CX(X, Y) = mean_j max_i CX_ij and L_CX = -log CX(X, Y), averaged over the batch.
+Step 3 is a log-softmax and step 4 a log-sum-exp, so no exp over/underflows and no eps is
+needed inside the log. The loss is >= 0; it is 0 for output == gt when feature vectors at
+distinct positions differ (repeated identical vectors, e.g. flat regions, share their match).
+
+Memory: the affinity matrix has N x N entries per image and layer (N = positions), so when a
+feature map has more than ``max_positions`` positions the same random subset of positions is
+taken from output and target (65 x 65 = 4225 as in the official code's max_sampling_1d_size).
+"""
+import math
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ddr_basicsr import compat  # noqa: F401  (must precede any basicsr import)
+from basicsr.utils.registry import LOSS_REGISTRY
+from ddr_basicsr.losses.vgg_features import AlwaysEvalMixin, VGG19Features, check_image_pair
+
+DEFAULT_CTX_LAYERS = {'relu3_2': 1.0, 'relu4_2': 1.0}
+
+
+def sample_positions(feat_x: Tensor, feat_y: Tensor, max_positions: int) -> Tuple[Tensor, Tensor]:
+    """Flatten (B, C, H, W) maps to (B, C, N) with N <= ``max_positions`` (same random positions in both)."""
+    feat_x, feat_y = feat_x.flatten(2), feat_y.flatten(2)
+    num_positions = feat_x.shape[-1]
+    if num_positions <= max_positions:
+        return feat_x, feat_y
+    keep = torch.randperm(num_positions, device=feat_x.device)[:max_positions]
+    return feat_x[..., keep], feat_y[..., keep]
+
+
+def contextual_loss_per_image(feat_x: Tensor, feat_y: Tensor, band_width: float = 0.5,
+                              eps: float = 1e-5) -> Tensor:
+    """-log CX(X, Y) for (B, C, N) output features ``feat_x`` and target features ``feat_y``; shape (B,)."""
+    centre = feat_y.mean(dim=2, keepdim=True)
+    x = F.normalize(feat_x - centre, dim=1)
+    y = F.normalize(feat_y - centre, dim=1)
+    distance = (1.0 - torch.bmm(x.transpose(1, 2), y)).clamp_min(0.0)  # (B, N_x, N_y)
+    relative = distance / (distance.min(dim=2, keepdim=True).values + eps)
+    log_cx = F.log_softmax((1.0 - relative) / band_width, dim=2)
+    best_match = log_cx.max(dim=1).values  # log max_i CX_ij, (B, N_y)
+    return math.log(best_match.shape[1]) - torch.logsumexp(best_match, dim=1)
+
+
+@LOSS_REGISTRY.register()
+class ContextualLoss(AlwaysEvalMixin, nn.Module):
+    """Contextual loss on VGG19 features: loss_weight * sum_l w_l * mean_batch(-log CX_l).
+
+    Args:
+        loss_weight: lambda_f (1.0 in the DDR paper).
+        layer_weights: VGG19 layer name -> weight (default relu3_2 and relu4_2, the official layers).
+        band_width: h in step 3 (0.5, official default).
+        max_positions: cap on positions per feature map; larger maps are randomly subsampled.
+        pretrained / weights_path: trunk weights, see ``vgg_features.load_torchvision_state_dict``.
+    """
+
+    def __init__(self, loss_weight: float = 1.0, layer_weights: Optional[Dict[str, float]] = None,
+                 band_width: float = 0.5, max_positions: int = 4225, pretrained: bool = True,
+                 weights_path: Optional[str] = None) -> None:
+        super().__init__()
+        if band_width <= 0 or max_positions < 1:
+            raise ValueError(f'ContextualLoss needs band_width > 0 and max_positions >= 1, '
+                             f'got {band_width} and {max_positions}.')
+        self.loss_weight = loss_weight
+        self.layer_weights = dict(layer_weights or DEFAULT_CTX_LAYERS)
+        self.band_width = band_width
+        self.max_positions = max_positions
+        self.vgg = VGG19Features(list(self.layer_weights), pretrained=pretrained, weights_path=weights_path)
+        self.min_input_size = self.vgg.min_input_size()
+
+    def forward(self, output: Tensor, gt: Tensor) -> Tensor:
+        check_image_pair(output, gt, self.min_input_size, type(self).__name__)
+        with torch.autocast(device_type=output.device.type, enabled=False):
+            feats_out, feats_gt = self.vgg(output.float()), self.vgg(gt.float())
+            loss = output.new_zeros((), dtype=torch.float32)
+            for name, weight in self.layer_weights.items():
+                feat_x, feat_y = sample_positions(feats_out[name], feats_gt[name], self.max_positions)
+                loss = loss + weight * contextual_loss_per_image(feat_x, feat_y, self.band_width).mean()
+        return self.loss_weight * loss

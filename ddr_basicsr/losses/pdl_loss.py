@@ -1,0 +1,59 @@
+"""Projected distribution loss PDL (Delbracio, Talebi, Milanfar, ICCP 2021), a competitor in DDR Tables 4-5.
+
+PDL aggregates 1-D Wasserstein distances between CNN activations of output and target. For
+each layer l and channel c the activations u = phi_{l,c}(output), v = phi_{l,c}(gt) are two
+equal-size empirical distributions over the H_l x W_l positions, whose W1 distance is
+mean_k |sort(u)_k - sort(v)_k|. Ours:
+
+    PDL = sum_l w_l * mean_c W1(phi_{l,c}(output), phi_{l,c}(gt)),   averaged over the batch.
+
+Our choices (neither the PDL paper's layer set nor the DDR authors' is published): the
+canonical channel axes as projections, the mean over channels (so deep 512-channel layers do
+not dominate), and by default VGG19 relu1_2, relu2_2, relu3_4, relu4_4, relu5_4 with weight 1
+each, the layers FDL uses, so the two distribution losses see the same features.
+The minimum, 0, is reached for output == gt (and any spatial permutation of it).
+"""
+from typing import Dict, Optional
+
+import torch
+from torch import Tensor, nn
+
+from ddr_basicsr import compat  # noqa: F401  (must precede any basicsr import)
+from basicsr.utils.registry import LOSS_REGISTRY
+from ddr_basicsr.losses.vgg_features import AlwaysEvalMixin, VGG19Features, check_image_pair
+
+DEFAULT_PDL_LAYERS = {'relu1_2': 1.0, 'relu2_2': 1.0, 'relu3_4': 1.0, 'relu4_4': 1.0, 'relu5_4': 1.0}
+
+
+def channel_wasserstein_per_image(feat_x: Tensor, feat_y: Tensor) -> Tensor:
+    """Mean over channels of the 1-D W1 distance between (B, C, H, W) maps' spatial marginals; shape (B,)."""
+    sorted_x = feat_x.flatten(2).sort(dim=2).values
+    sorted_y = feat_y.flatten(2).sort(dim=2).values
+    return (sorted_x - sorted_y).abs().mean(dim=(1, 2))
+
+
+@LOSS_REGISTRY.register()
+class PDLLoss(AlwaysEvalMixin, nn.Module):
+    """Projected distribution loss on VGG19 features: loss_weight * sum_l w_l * mean_batch(PDL_l).
+
+    Args:
+        loss_weight: lambda_f (1.0 in the DDR paper).
+        layer_weights: VGG19 layer name -> weight (default: FDL's five layers, weight 1 each).
+        pretrained / weights_path: trunk weights, see ``vgg_features.load_torchvision_state_dict``.
+    """
+
+    def __init__(self, loss_weight: float = 1.0, layer_weights: Optional[Dict[str, float]] = None,
+                 pretrained: bool = True, weights_path: Optional[str] = None) -> None:
+        super().__init__()
+        self.loss_weight = loss_weight
+        self.layer_weights = dict(layer_weights or DEFAULT_PDL_LAYERS)
+        self.vgg = VGG19Features(list(self.layer_weights), pretrained=pretrained, weights_path=weights_path)
+        self.min_input_size = self.vgg.min_input_size()
+
+    def forward(self, output: Tensor, gt: Tensor) -> Tensor:
+        check_image_pair(output, gt, self.min_input_size, type(self).__name__)
+        with torch.autocast(device_type=output.device.type, enabled=False):
+            feats_out, feats_gt = self.vgg(output.float()), self.vgg(gt.float())
+            loss = sum(weight * channel_wasserstein_per_image(feats_out[name], feats_gt[name]).mean()
+                       for name, weight in self.layer_weights.items())
+        return self.loss_weight * loss
