@@ -1,0 +1,104 @@
+"""Read image files into RGB tensors for DDR scoring.
+
+Conversion rules (one place, used by ``ddr-score``, the BIQA benchmark and the descriptor report):
+
+* formats: whatever OpenCV decodes (PNG, JPEG, BMP, TIFF, ...); the first page of a multi-page TIFF;
+  pixels as stored, EXIF orientation is not applied (like PIL and pyiqa's dataset loaders);
+* bit depth: 8-bit values are divided by 255, 16-bit values by 65535, floating-point images are taken
+  as [0, 1] and clipped to it;
+* grayscale is replicated to three channels;
+* alpha is composited over a white background (``rgb * a + (1 - a)``), i.e. the image as a viewer on a
+  white page shows it; fully opaque images are unchanged.
+
+``decode_image`` keeps 8-bit images without alpha as ``uint8`` (four times less data to move between
+processes and to the GPU); ``to_float`` maps any decoded tensor to float32 in [0, 1].
+"""
+import os
+from typing import Optional
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+#: Extensions collected when a folder is scanned (compared case-insensitively).
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+
+_INTEGER_RANGES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+
+def is_image_file(path: str) -> bool:
+    """True when ``path`` has one of :data:`IMAGE_EXTENSIONS`."""
+    return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _to_unit_float(array: np.ndarray, path: str) -> np.ndarray:
+    if array.dtype in _INTEGER_RANGES:
+        return array.astype(np.float32) / _INTEGER_RANGES[array.dtype]
+    if np.issubdtype(array.dtype, np.floating):
+        return np.clip(np.nan_to_num(array.astype(np.float32)), 0.0, 1.0)
+    raise ValueError(f'{path}: unsupported pixel type {array.dtype}; convert the image to 8 or 16 bits per channel')
+
+
+def decode_image(path: str) -> np.ndarray:
+    """Decode ``path`` to an (H, W, 3) RGB array: ``uint8`` for plain 8-bit images, float32 in [0, 1] otherwise.
+
+    Raises FileNotFoundError for a missing file and ValueError for an empty, corrupt or unsupported one.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'image file not found: {path}')
+    data = np.fromfile(path, dtype=np.uint8)  # works for any path encoding, unlike cv2.imread
+    if data.size == 0:
+        raise ValueError(f'{path}: the file is empty')
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f'{path}: cannot decode the file as an image (corrupt, truncated or not a '
+                         f'PNG/JPEG/BMP/TIFF file)')
+    if image.ndim == 2:
+        image = image[:, :, None]
+    channels = image.shape[2]
+    if channels not in (1, 2, 3, 4):
+        raise ValueError(f'{path}: {channels} channels are not supported; expected gray, gray+alpha, RGB or RGBA')
+    if channels in (2, 4):
+        color = _to_unit_float(image[:, :, :channels - 1], path)
+        alpha = _to_unit_float(image[:, :, channels - 1:], path)
+        image = color * alpha + (1.0 - alpha)  # composite over white
+    elif image.dtype != np.uint8:
+        image = _to_unit_float(image, path)
+    if image.shape[2] == 1:
+        return np.ascontiguousarray(np.repeat(image, 3, axis=2))
+    return np.ascontiguousarray(image[:, :, ::-1])  # OpenCV's BGR -> RGB
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) array from :func:`decode_image` -> (3, H, W) tensor of the same dtype (no copy of values)."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+
+def to_float(image: torch.Tensor) -> torch.Tensor:
+    """uint8 tensor -> float32 / 255; float tensors are returned as float32 unchanged."""
+    if image.dtype == torch.uint8:
+        return image.float().div_(255.0)
+    return image.float()
+
+
+def resize_short_side(image: torch.Tensor, size: Optional[int]) -> torch.Tensor:
+    """Resize a (3, H, W) tensor so its shorter side is ``size`` (bilinear with antialiasing, aspect kept).
+
+    Images whose shorter side is already ``size`` or smaller are returned unchanged, dtype included
+    (no upscaling, as in SPAQ's official evaluation); ``size=None`` or 0 disables resizing. A resized
+    image is float32 in [0, 1].
+    """
+    if not size or min(image.shape[-2:]) <= size:
+        return image
+    height, width = image.shape[-2:]
+    scale = size / min(height, width)
+    out_size = (round(height * scale), round(width * scale))
+    resized = F.interpolate(to_float(image)[None], size=out_size, mode='bilinear', align_corners=False,
+                            antialias=True)[0]
+    return resized.clamp_(0.0, 1.0)
+
+
+def read_image(path: str, short_side: Optional[int] = None) -> torch.Tensor:
+    """Read ``path`` as a float32 (3, H, W) RGB tensor in [0, 1], optionally resized (:func:`resize_short_side`)."""
+    return to_float(resize_short_side(to_tensor(decode_image(path)), short_side))

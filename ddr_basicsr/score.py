@@ -1,0 +1,293 @@
+"""``ddr-score``: blind-IQA DDR of image files (Sec. 3.3, Eq. 7) as CSV, and the batched scoring engine.
+
+Engine: images are decoded in DataLoader worker processes (:mod:`ddr_basicsr.image_io`), grouped by
+size, and each group of ``batch_size`` equal-size images goes to the GPU as one batch, so one CLIP
+encoder call sees the square patches of many images. The CSV has one row per input file: ``path``,
+``ddr`` (the blind-IQA score, mean over the degradation set; higher = better quality), one column per
+degradation (DDR_d with patch averaging) and ``error`` (empty when the image was scored).
+
+Exit status: 0 when every image was scored, 1 when at least one could not be read or scored (its row
+says why), 2 for a usage or model-loading error.
+"""
+import argparse
+import csv
+import glob
+import io
+import os
+import sys
+import tempfile
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+
+import cv2
+import torch
+import yaml
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from ddr_basicsr.ddr import DDR, PRECISIONS
+from ddr_basicsr.image_io import decode_image, is_image_file, resize_short_side, to_float, to_tensor
+from ddr_basicsr.prompts import BIQA_DEGRADATIONS
+
+#: Images of one size kept waiting for a full batch, at most this many batches' worth in all.
+MAX_PENDING_BATCHES = 4
+
+
+@dataclass
+class ImageScore:
+    """Result for ``paths[index]``: ``responses`` {degradation: DDR_d} and ``quality`` (their mean, Eq. 7),
+    or ``error`` (then both are None)."""
+    index: int
+    path: str
+    quality: Optional[float] = None
+    responses: Optional[Dict[str, float]] = None
+    error: str = ''
+
+
+class ImageFiles(Dataset):
+    """Decodes ``paths[index]`` to (index, (3, H, W) uint8/float32 tensor or None, error message)."""
+
+    def __init__(self, paths: Sequence[str], short_side: Optional[int] = None):
+        self.paths = list(paths)
+        self.short_side = short_side
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> Tuple[int, Optional[torch.Tensor], str]:
+        try:
+            image = resize_short_side(to_tensor(decode_image(self.paths[index])), self.short_side)
+        except (OSError, ValueError, cv2.error) as error:
+            return index, None, str(error)
+        return index, image, ''
+
+
+def _unchanged(sample):
+    return sample
+
+
+def score_images(ddr: DDR, images: List[torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """{degradation: DDR_d} of equal-size (3, H, W) images: the single call site of the DDR model."""
+    batch = [to_float(image.to(ddr.device, non_blocking=True)) for image in images]
+    return ddr.quality_responses(batch, batch_size=len(batch))
+
+
+def _score_group(ddr: DDR, paths: Sequence[str], group: List[Tuple[int, torch.Tensor]]) -> List[ImageScore]:
+    try:
+        responses = score_images(ddr, [image for _, image in group])
+    except ValueError as error:  # e.g. an image too small for DDR: every image of the group has its size
+        return [ImageScore(index, paths[index], error=str(error)) for index, _ in group]
+    names = list(responses)
+    matrix = torch.stack([responses[name] for name in names], dim=1).float().cpu()
+    quality = matrix.mean(dim=1)  # Eq. 7
+    return [ImageScore(index, paths[index], float(quality[row]), dict(zip(names, matrix[row].tolist())))
+            for row, (index, _) in enumerate(group)]
+
+
+def iter_quality_scores(ddr: DDR, paths: Sequence[str], batch_size: int = 32, workers: int = 4,
+                        short_side: Optional[int] = None, progress: bool = True,
+                        description: str = 'DDR') -> Iterator[ImageScore]:
+    """Score every file of ``paths``; yields one :class:`ImageScore` per path, in completion order.
+
+    ``workers`` decoding processes (0: decode in this process); ``short_side`` resizes each image so its
+    shorter side is at most that many pixels (:func:`~ddr_basicsr.image_io.resize_short_side`).
+    """
+    if batch_size < 1:
+        raise ValueError(f'batch_size must be at least 1, got {batch_size}')
+    if workers < 0:
+        raise ValueError(f'workers must be 0 or more, got {workers}')
+    loader = DataLoader(ImageFiles(paths, short_side), batch_size=None, shuffle=False, num_workers=workers,
+                        collate_fn=_unchanged, pin_memory=ddr.device.type == 'cuda',
+                        prefetch_factor=max(2, -(-batch_size // workers)) if workers else None)
+    groups: Dict[Tuple[int, ...], List[Tuple[int, torch.Tensor]]] = defaultdict(list)
+    pending = 0
+    with tqdm(total=len(paths), unit='img', desc=description, disable=not progress, file=sys.stderr) as bar:
+        def flush(shape):
+            nonlocal pending
+            group = groups.pop(shape)
+            pending -= len(group)
+            results = _score_group(ddr, paths, group)
+            bar.update(len(results))
+            return results
+
+        for index, image, error in loader:
+            if image is None:
+                bar.update(1)
+                yield ImageScore(index, paths[index], error=error)
+                continue
+            shape = tuple(image.shape)
+            groups[shape].append((index, image))
+            pending += 1
+            if len(groups[shape]) >= batch_size:
+                yield from flush(shape)
+            elif pending >= MAX_PENDING_BATCHES * batch_size:
+                yield from flush(max(groups, key=lambda key: len(groups[key])))
+        while groups:
+            yield from flush(next(iter(groups)))
+
+
+def _has_wildcard(text: str) -> bool:
+    return any(char in text for char in '*?[')
+
+
+def collect_inputs(inputs: Sequence[str], recursive: bool = False) -> List[Tuple[str, str]]:
+    """Expand files, folders and glob patterns into (path, problem) rows in the given order.
+
+    Folders give their image files (:data:`~ddr_basicsr.image_io.IMAGE_EXTENSIONS`), sorted, including
+    sub-folders when ``recursive``. Explicit files are kept whatever their extension. ``problem`` is
+    empty, or says why the row cannot be scored (a pattern matching nothing, an empty folder).
+    """
+    rows: List[Tuple[str, str]] = []
+    for item in inputs:
+        if os.path.isdir(item):
+            pattern = os.path.join(glob.escape(item), '**', '*') if recursive else os.path.join(glob.escape(item), '*')
+            found = sorted(path for path in glob.glob(pattern, recursive=recursive)
+                           if os.path.isfile(path) and is_image_file(path))
+            rows.extend((path, '') for path in found)
+            if not found:
+                rows.append((item, 'no image file in this folder' + ('' if recursive else ' (try --recursive)')))
+        elif _has_wildcard(item) and not os.path.exists(item):
+            found = sorted(path for path in glob.glob(item, recursive=True) if os.path.isfile(path))
+            rows.extend((path, '') for path in found)
+            if not found:
+                rows.append((item, 'no file matches this pattern'))
+        else:
+            rows.append((item, ''))
+    return rows
+
+
+def load_prompts(path: str) -> Dict[str, List[str]]:
+    """Read a YAML or JSON mapping {degradation name: [degraded prompt, clean prompt]}."""
+    with open(path, encoding='utf-8') as handle:
+        prompts = yaml.safe_load(handle)
+    if not isinstance(prompts, dict) or not prompts:
+        raise ValueError(f'{path}: expected a mapping {{name: [degraded prompt, clean prompt]}}, '
+                         f'e.g. {{"haze": ["hazy", "clear"]}}')
+    return prompts
+
+
+@contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """Yield a temporary path in the folder of ``path``; it is renamed to ``path`` when the block succeeds
+    and removed when it fails, so ``path`` is never half-written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
+    os.close(handle)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def write_text_atomically(path: str, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_path`."""
+    with atomic_path(path) as temporary:
+        with open(temporary, 'w', encoding='utf-8', newline='') as stream:
+            stream.write(text)
+
+
+def format_csv(results: Sequence[ImageScore], names: Sequence[str]) -> str:
+    """CSV text: path, ddr, one column per degradation, error."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator='\n')
+    writer.writerow(['path', 'ddr', *names, 'error'])
+    for result in results:
+        if result.error:
+            writer.writerow([result.path, '', *([''] * len(names)), result.error])
+        else:
+            writer.writerow([result.path, f'{result.quality:.8g}',
+                             *(f'{result.responses[name]:.8g}' for name in names), ''])
+    return buffer.getvalue()
+
+
+def parse_pretrained(value: str) -> Optional[str]:
+    """'none' (any case) means random weights (for tests and speed measurements only)."""
+    return None if value.lower() == 'none' else value
+
+
+def build_ddr(model: str, pretrained: Optional[str], degradations: Optional[str],
+              prompts: Optional[Mapping[str, Sequence[str]]], device: Optional[str], precision: str,
+              default_degradations: Sequence[str] = BIQA_DEGRADATIONS) -> DDR:
+    """DDR from command-line values; without ``degradations`` and ``prompts``, ``default_degradations``
+    (the paper's blind-IQA set {color, noise, blur, exposure} unless told otherwise)."""
+    if degradations is None and not prompts:
+        degradations = ','.join(default_degradations)
+    return DDR(model=model, pretrained=pretrained, degradations=degradations, prompts=prompts, device=device,
+               precision=precision)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser,
+                        default_degradations: Sequence[str] = BIQA_DEGRADATIONS) -> None:
+    """Options shared by ``ddr-score`` and the evaluation scripts (pass the same default to build_ddr)."""
+    parser.add_argument('--degradations', default=None,
+                        help='comma-separated degradation names (Table 7: color, noise, blur, exposure, content, '
+                             f'or names from --prompts); default: {",".join(default_degradations)}')
+    parser.add_argument('--prompts', default=None, metavar='FILE',
+                        help='YAML/JSON file {name: [degraded, clean]}: two words for the paper\'s template '
+                             '(Eq. 6) or two full sentences; without --degradations all its names are used')
+    parser.add_argument('--model', default='ViT-B-32', help='open_clip model name (default: ViT-B-32, the paper\'s)')
+    parser.add_argument('--pretrained', default='openai', type=parse_pretrained,
+                        help='open_clip weights tag or local file (default: openai); "none" = random weights')
+    parser.add_argument('--device', default=None, help='cpu, cuda, cuda:1, ... (default: cuda when available)')
+    parser.add_argument('--precision', default='fp32', choices=list(PRECISIONS),
+                        help='image-encoder precision (default: fp32)')
+    parser.add_argument('--batch-size', type=int, default=32, help='images per encoder call (default: 32)')
+    parser.add_argument('--workers', type=int, default=min(4, os.cpu_count() or 1),
+                        help='image-decoding processes (0: decode in the main process; default: min(4, CPUs))')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='ddr-score', description='Blind image-quality score DDR (higher = better) of image files, as CSV.',
+        epilog='Exit status: 0 all scored, 1 some file could not be read or scored (see its error column), '
+               '2 usage or model error.')
+    parser.add_argument('inputs', nargs='+', help='image files, folders or glob patterns (quote the patterns)')
+    parser.add_argument('--output', '-o', default=None, metavar='FILE', help='write the CSV here (default: stdout)')
+    parser.add_argument('--recursive', '-r', action='store_true', help='also scan the sub-folders of folders')
+    parser.add_argument('--short-side', type=int, default=None, metavar='PX',
+                        help='downscale images whose shorter side exceeds PX to PX (bilinear, antialiased)')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar on stderr')
+    add_model_arguments(parser)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.batch_size < 1 or args.workers < 0:
+        parser.error('--batch-size must be >= 1 and --workers >= 0')
+    rows = collect_inputs(args.inputs, args.recursive)
+    try:
+        prompts = load_prompts(args.prompts) if args.prompts else None
+        ddr = build_ddr(args.model, args.pretrained, args.degradations, prompts, args.device, args.precision)
+    except (OSError, ValueError, RuntimeError) as error:
+        print(f'ddr-score: error: {error}', file=sys.stderr)
+        return 2
+    results: List[Optional[ImageScore]] = [None] * len(rows)
+    todo = [index for index, (_, problem) in enumerate(rows) if not problem]
+    for index, (path, problem) in enumerate(rows):
+        if problem:
+            results[index] = ImageScore(index, path, error=problem)
+    for result in iter_quality_scores(ddr, [rows[index][0] for index in todo], args.batch_size, args.workers,
+                                      args.short_side, progress=not args.no_progress):
+        results[todo[result.index]] = result
+    text = format_csv(results, ddr.degradation_names)
+    if args.output:
+        write_text_atomically(args.output, text)
+    else:
+        sys.stdout.write(text)
+    failures = [result for result in results if result.error]
+    for result in failures:
+        message = result.error if result.path in result.error else f'{result.path}: {result.error}'
+        print(f'ddr-score: {message}', file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

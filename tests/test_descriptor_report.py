@@ -1,0 +1,132 @@
+"""scripts/descriptor_report.py: attributes (colorfulness, CPBD sharpness), SRCC table, montage."""
+import csv
+import importlib.util
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from scipy import stats
+
+from test_iqa_datasets import write_csiq
+
+SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'descriptor_report.py'
+
+
+@pytest.fixture(scope='module')
+def report():
+    spec = importlib.util.spec_from_file_location('descriptor_report', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _read_csv(path):
+    with open(path, newline='') as handle:
+        return list(csv.DictReader(handle))
+
+
+def _stripes(size=128, period=16):
+    columns = (np.arange(size) // (period // 2)) % 2
+    grey = np.tile(columns * 200 + 20, (size, 1)).astype(np.float64)
+    return np.repeat(grey[:, :, None], 3, axis=2)
+
+
+def test_colorfulness_formula(report):
+    assert report.colorfulness(np.full((8, 8, 3), 90.0)) == pytest.approx(0.0)
+    image = np.zeros((4, 4, 3))
+    image[:, :2, 0] = 255.0  # half red, half black: rg in {255, 0}, yb in {127.5, 0}
+    expected = math.hypot(127.5, 63.75) * 1.3
+    assert report.colorfulness(image) == pytest.approx(expected)
+
+
+def test_run_widths(report):
+    row = np.array([[0, 0, 1, 2, 3, 3, 2, 1, 1]], dtype=float)
+    np.testing.assert_array_equal(report._run_bounds(row, rising=True), [[0, 3, 3, 3, 3, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(report._run_bounds(row, rising=False), [[0, 0, 0, 0, 0, 2, 2, 2, 0]])
+
+
+def test_cpbd_is_the_share_of_sharp_edges(report):
+    sharp = _stripes()  # step edges: width 1 px, well under w_JNB = 3 px
+    blurred = cv2.GaussianBlur(sharp, (0, 0), 2.0)  # edges about 7 px wide
+    assert report.cpbd_sharpness(sharp) == pytest.approx(1.0)
+    assert report.cpbd_sharpness(blurred) == pytest.approx(0.0)
+    for blurred_rows, expected in ((64, 0.5), (32, 0.75)):
+        mixed = sharp.copy()
+        mixed[-blurred_rows:] = blurred[-blurred_rows:]
+        assert report.cpbd_sharpness(mixed) == pytest.approx(expected, abs=0.02)
+    assert report.cpbd_sharpness(np.full((128, 128, 3), 77.0)) == 0.0
+
+
+def test_montage_selection(report):
+    records = [{'path': str(k), 'blur': float(k)} for k in range(7)]
+    chosen = [record['path'] for record in report.montage_selection(records, 'blur', 2)]
+    assert chosen == ['6', '5', '0', '1']
+    assert len(report.montage_selection(records, 'blur', 10)) == 6  # k reduced to 3: no overlap
+
+
+def test_mos_csv_errors(report, tmp_path):
+    path = tmp_path / 'mos.csv'
+    path.write_text('image,mos\na.png,3\nsub/a.png,4\n')
+    with pytest.raises(ValueError, match='twice'):
+        report.read_mos_csv(str(path), 'image', 'mos', False)
+    with pytest.raises(ValueError, match='--mos-column'):
+        report.read_mos_csv(str(path), 'image', 'MOS', False)
+
+
+def _write_folder(folder):
+    """Eight 64x64 images: more or less colourful, more or less blurred; and a MOS file."""
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    rows = ['image,mos']
+    for index in range(8):
+        base = cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), (64, 64), interpolation=cv2.INTER_NEAREST)
+        grey = base.mean(axis=2, keepdims=True)
+        mix = index / 7.0
+        image = grey + mix * (base - grey)
+        if index % 2:
+            image = cv2.GaussianBlur(image, (0, 0), 2.0)
+        assert cv2.imwrite(str(folder / f'im{index}.png'), np.clip(image, 0, 255).astype(np.uint8))
+        rows.append(f'im{index}.png,{index * 0.5 + (index % 2)}')
+    (folder / 'mos.csv').write_text('\n'.join(rows) + '\n')
+
+
+def test_report_on_a_folder(report, tiny_clip_path, tmp_path):
+    _write_folder(tmp_path / 'imgs')
+    out = tmp_path / 'out'
+    status = report.main([str(tmp_path / 'imgs'), '--mos-csv', str(tmp_path / 'imgs' / 'mos.csv'), '--output-dir',
+                          str(out), '--pretrained', tiny_clip_path, '--device', 'cpu', '--workers', '0',
+                          '--top-k', '3'])
+    assert status == 0
+    scores = _read_csv(out / 'descriptor_scores.csv')
+    assert [Path(row['path']).name for row in scores] == [f'im{k}.png' for k in range(8)]
+    assert list(scores[0]) == ['path', 'ddr_color', 'ddr_noise', 'ddr_blur', 'ddr_exposure', 'ddr_content',
+                               'colorfulness', 'sharpness', 'quality']
+    assert float(scores[0]['colorfulness']) == pytest.approx(0.0, abs=1e-3)  # im0 is grey
+    assert float(scores[3]['quality']) == pytest.approx(2.5)
+    table = {row['degradation']: row for row in _read_csv(out / 'descriptor_srcc.csv')}
+    assert list(table) == ['color', 'noise', 'blur', 'exposure', 'content']
+    for name in table:
+        for attribute in ('colorfulness', 'sharpness', 'quality'):
+            ddr = [float(row[f'ddr_{name}']) for row in scores]
+            expected = stats.spearmanr(ddr, [float(row[attribute]) for row in scores])[0]
+            assert float(table[name][attribute]) == pytest.approx(expected, abs=1e-4)
+    assert table['color']['paper_colorfulness'] == '0.757'
+    assert '| blur |' in (out / 'descriptor_srcc.md').read_text()
+    montage = cv2.imread(str(out / 'descriptor_montage.png'))
+    assert montage is not None and montage.shape[0] > montage.shape[1] * 0.5  # 5 rows of 6 thumbnails
+
+
+def test_report_on_csiq_uses_negated_dmos(report, tiny_clip_path, tmp_path):
+    expected = dict(write_csiq(str(tmp_path / 'csiq')))
+    out = tmp_path / 'out'
+    status = report.main(['--dataset', f'csiq={tmp_path / "csiq"}', '--output-dir', str(out), '--degradations',
+                          'blur,color', '--pretrained', tiny_clip_path, '--device', 'cpu', '--workers', '0'])
+    assert status == 0
+    scores = _read_csv(out / 'descriptor_scores.csv')
+    assert len(scores) == 6
+    for row in scores:
+        relative = Path(row['path']).relative_to(tmp_path / 'csiq').as_posix()
+        assert float(row['quality']) == pytest.approx(-expected[relative])
+    assert [row['degradation'] for row in _read_csv(out / 'descriptor_srcc.csv')] == ['blur', 'color']

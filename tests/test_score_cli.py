@@ -1,0 +1,179 @@
+"""The ``ddr-score`` command and its batched scoring engine (tiny random CLIP, CPU)."""
+import csv
+import importlib.util
+import io
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from ddr_basicsr import score as score_module
+from ddr_basicsr.ddr import DDR
+from ddr_basicsr.image_io import read_image
+from ddr_basicsr.prompts import BIQA_DEGRADATIONS
+from ddr_basicsr.score import collect_inputs, iter_quality_scores, main
+
+
+@pytest.fixture(scope='module')
+def tiny_ddr(tiny_clip_path):
+    return DDR(pretrained=tiny_clip_path, degradations=BIQA_DEGRADATIONS, device='cpu')
+
+
+@pytest.fixture()
+def image_folder(tmp_path):
+    """Five images of three sizes (one grey, one 16-bit) and a corrupt file, in a folder."""
+    folder = tmp_path / 'imgs'
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index, (height, width) in enumerate([(48, 64), (48, 64), (64, 48), (48, 64)]):
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        assert cv2.imwrite(str(folder / f'img{index}.png'), image)
+    assert cv2.imwrite(str(folder / 'grey.jpg'), rng.integers(0, 256, (40, 40), dtype=np.uint8))
+    assert cv2.imwrite(str(folder / 'deep.tif'), rng.integers(0, 65536, (48, 64, 3), dtype=np.uint16))
+    (folder / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n not really')
+    (folder / 'notes.txt').write_text('not an image')
+    return folder
+
+
+def _read_csv(text):
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _expected(ddr, path):
+    responses = ddr.quality_responses(read_image(str(path))[None])
+    return {name: float(value[0]) for name, value in responses.items()}
+
+
+def test_cli_scores_a_folder_reports_the_broken_file_and_exits_1(tiny_clip_path, tiny_ddr, image_folder, tmp_path):
+    output = tmp_path / 'out' / 'scores.csv'
+    status = main([str(image_folder), '--output', str(output), '--pretrained', tiny_clip_path, '--device', 'cpu',
+                   '--workers', '0', '--batch-size', '2', '--no-progress'])
+    assert status == 1
+    rows = _read_csv(output.read_text())
+    assert list(rows[0]) == ['path', 'ddr', 'color', 'noise', 'blur', 'exposure', 'error']
+    names = [os.path.basename(row['path']) for row in rows]
+    assert names == ['broken.png', 'deep.tif', 'grey.jpg', 'img0.png', 'img1.png', 'img2.png', 'img3.png']
+    broken = rows[0]
+    assert broken['ddr'] == '' and 'cannot decode' in broken['error']
+    for row in rows[1:]:
+        expected = _expected(tiny_ddr, row['path'])
+        assert row['error'] == ''
+        for name, value in expected.items():
+            assert float(row[name]) == pytest.approx(value, abs=1e-6)
+        assert float(row['ddr']) == pytest.approx(np.mean(list(expected.values())), abs=1e-6)
+    assert not [name for name in os.listdir(output.parent) if name != 'scores.csv']  # no temp file left
+
+
+def test_cli_stdout_globs_degradations_and_custom_prompts(tiny_clip_path, tiny_ddr, image_folder, tmp_path, capsys):
+    prompts = tmp_path / 'prompts.yml'
+    prompts.write_text('haze: [hazy, clear]\nblur: ["A blurry photo.", "A sharp photo."]\n')
+    status = main([str(image_folder / 'img*.png'), str(image_folder / 'grey.jpg'), '--prompts', str(prompts),
+                   '--degradations', 'haze,noise', '--pretrained', tiny_clip_path, '--device', 'cpu',
+                   '--workers', '0', '--no-progress'])
+    assert status == 0
+    rows = _read_csv(capsys.readouterr().out)
+    assert list(rows[0]) == ['path', 'ddr', 'haze', 'noise', 'error']
+    assert len(rows) == 5 and os.path.basename(rows[-1]['path']) == 'grey.jpg'
+    custom = DDR(pretrained=tiny_clip_path, degradations=['haze', 'noise'], prompts={'haze': ('hazy', 'clear')},
+                 device='cpu')
+    expected = _expected(custom, rows[-1]['path'])
+    assert float(rows[-1]['haze']) == pytest.approx(expected['haze'], abs=1e-6)
+    assert float(rows[-1]['noise']) == pytest.approx(_expected(tiny_ddr, rows[-1]['path'])['noise'], abs=1e-6)
+
+
+def test_cli_missing_inputs_are_reported_rows(tiny_clip_path, tmp_path, capsys):
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    status = main([str(tmp_path / 'none*.png'), str(tmp_path / 'missing.png'), str(empty), '--pretrained',
+                   tiny_clip_path, '--device', 'cpu', '--workers', '0', '--no-progress'])
+    captured = capsys.readouterr()
+    assert status == 1
+    errors = [row['error'] for row in _read_csv(captured.out)]
+    assert errors[0] == 'no file matches this pattern'
+    assert 'not found' in errors[1]
+    assert errors[2].startswith('no image file in this folder')
+    assert 'missing.png' in captured.err
+
+
+def test_cli_bad_degradation_exits_2(tiny_clip_path, image_folder, capsys):
+    status = main([str(image_folder), '--degradations', 'fog', '--pretrained', tiny_clip_path, '--device', 'cpu'])
+    assert status == 2
+    assert "unknown degradation 'fog'" in capsys.readouterr().err
+
+
+def test_collect_inputs_recursive(image_folder):
+    nested = image_folder / 'sub'
+    nested.mkdir()
+    assert cv2.imwrite(str(nested / 'x.bmp'), np.zeros((20, 20, 3), np.uint8))
+    flat = [os.path.basename(path) for path, _ in collect_inputs([str(image_folder)])]
+    deep = [os.path.basename(path) for path, _ in collect_inputs([str(image_folder)], recursive=True)]
+    assert 'x.bmp' not in flat and 'x.bmp' in deep and 'notes.txt' not in deep
+
+
+def test_engine_batches_and_worker_processes_agree(tiny_ddr, image_folder, monkeypatch):
+    paths = sorted(str(path) for path in image_folder.glob('*') if path.suffix != '.txt')
+    calls = []
+    original = score_module.score_images
+
+    def counting(ddr, images):
+        calls.append(len(images))
+        return original(ddr, images)
+
+    monkeypatch.setattr(score_module, 'score_images', counting)
+    batched = {r.path: r for r in iter_quality_scores(tiny_ddr, paths, batch_size=8, workers=1, progress=False)}
+    assert sorted(calls) == [1, 1, 4]  # the four 48x64 images (8- and 16-bit) in one call; 64x48, 40x40 alone
+    calls.clear()
+    single = {r.path: r for r in iter_quality_scores(tiny_ddr, paths, batch_size=1, workers=0, progress=False)}
+    assert calls == [1] * 6
+    assert set(batched) == set(single) == set(paths)
+    for path in paths:
+        assert batched[path].error == single[path].error
+        if not batched[path].error:
+            assert batched[path].quality == pytest.approx(single[path].quality, abs=1e-6)
+
+
+def test_images_too_small_for_ddr_fail_alone(tiny_ddr, tmp_path):
+    assert cv2.imwrite(str(tmp_path / 'small.png'), np.zeros((8, 8, 3), np.uint8))
+    assert cv2.imwrite(str(tmp_path / 'ok.png'), np.full((32, 32, 3), 128, np.uint8))
+    results = {os.path.basename(r.path): r for r in iter_quality_scores(
+        tiny_ddr, [str(tmp_path / 'small.png'), str(tmp_path / 'ok.png')], workers=0, progress=False)}
+    assert 'too small' in results['small.png'].error and results['small.png'].quality is None
+    assert results['ok.png'].error == '' and np.isfinite(results['ok.png'].quality)
+
+
+def test_score_images_accepts_uint8(tiny_ddr):
+    image = torch.randint(0, 256, (3, 32, 40), dtype=torch.uint8)
+    responses = score_module.score_images(tiny_ddr, [image])
+    expected = tiny_ddr.quality_responses(image[None].float() / 255)
+    for name in expected:
+        torch.testing.assert_close(responses[name], expected[name])
+
+
+def test_benchmark_script_smoke(tiny_clip_path, capsys):
+    script = Path(__file__).resolve().parents[1] / 'scripts' / 'benchmark_biqa.py'
+    spec = importlib.util.spec_from_file_location('benchmark_biqa', script)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    assert benchmark.main(['--num-images', '4', '--size', '96x64', '--batch-size', '2', '--workers', '0',
+                           '--warmup', '1', '--check-images', '1', '--pretrained', tiny_clip_path,
+                           '--device', 'cpu']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith('images: 4 JPEGs 96x64')
+    assert float(lines[2].split()[2]) > 0 and float(lines[3].split()[2]) > 0
+    assert lines[4].startswith('max |score - float32 one-at-a-time score| over 1 images')
+    assert float(lines[4].split()[-1]) < 1e-5
+
+
+def test_atomic_path_leaves_the_target_untouched_on_failure(tmp_path):
+    target = tmp_path / 'result.csv'
+    target.write_text('old')
+    with pytest.raises(RuntimeError):
+        with score_module.atomic_path(str(target)) as temporary:
+            Path(temporary).write_text('half')
+            raise RuntimeError('interrupted')
+    assert target.read_text() == 'old' and [p.name for p in tmp_path.iterdir()] == ['result.csv']
+    score_module.write_text_atomically(str(target), 'new')
+    assert target.read_text() == 'new' and [p.name for p in tmp_path.iterdir()] == ['result.csv']
