@@ -1,0 +1,281 @@
+"""``RestorationModel``: BasicSR's ``SRModel`` with any number of loss blocks, DDR among them.
+
+Every ``train.<name>_opt`` block is a loss built through BasicSR's ``LOSS_REGISTRY``; the training
+objective is their sum (DDR paper Eq. 8: L_rec + lambda_d * L_ddr, Eq. 9 when a competing loss is
+added), each term logged as ``l_<name>`` next to ``l_total``. No-reference losses (class attribute
+``requires_reference = False``, e.g. ``DDRLoss``) get the output only. Options that ``SRModel``
+understands keep their meaning, so BasicSR configs run unchanged.
+
+Added for the official NAFNet / Restormer recipes: any ``torch.optim`` optimizer (AdamW), the
+``TrueCosineAnnealingLR`` and ``CosineAnnealingRestartCyclicLR`` schedules, gradient-norm clipping
+(``use_grad_clip``, ``grad_clip_norm``), bf16 autocast of the restoration network
+(``mixed_precision: bf16``), Restormer's progressive patch/batch schedule (``progressive``) and
+reflect-padding of validation inputs to a multiple of ``val.window_size``.
+"""
+import math
+from collections import OrderedDict
+from itertools import accumulate
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ddr_basicsr import compat  # noqa: F401  (must precede any basicsr import)
+from basicsr.archs import build_network  # noqa: E402
+from basicsr.losses import build_loss  # noqa: E402
+from basicsr.models.sr_model import SRModel  # noqa: E402
+from basicsr.utils import get_root_logger  # noqa: E402
+from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY  # noqa: E402
+from ddr_basicsr.models.lr_scheduler import SCHEDULERS  # noqa: E402
+
+LOSS_BLOCK_SUFFIX = '_opt'
+BASICSR_SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
+AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16}
+# Names given to the parts of a loss that returns a tuple (BasicSR's PerceptualLoss: perceptual, style).
+TUPLE_PART_SUFFIXES = ('', '_style')
+
+
+def loss_block_keys(train_opt: dict) -> List[str]:
+    """Keys of the enabled loss blocks (``*_opt`` with a non-empty value) of a ``train`` section, in file order."""
+    return [key for key, value in train_opt.items() if key.endswith(LOSS_BLOCK_SUFFIX) and value]
+
+
+def check_loss_block(key: str, block: dict) -> None:
+    """Raise a ValueError naming the fix when ``train.<key>`` cannot be built by RestorationModel."""
+    if key == 'gan_opt':
+        raise ValueError('train.gan_opt needs a discriminator (network_d), which RestorationModel does not train; '
+                         'remove gan_opt, or use BasicSR\'s SRGANModel/ESRGANModel (which cannot add ddr_opt)')
+    if not isinstance(block, dict) or 'type' not in block:
+        raise ValueError(f'train.{key} must be a mapping with a `type` key, e.g. {{type: L1Loss, loss_weight: 1.0}}; '
+                         f'got {block!r}')
+    loss_type = block['type']
+    if loss_type not in LOSS_REGISTRY and f'{loss_type}_basicsr' not in LOSS_REGISTRY:
+        registered = ', '.join(sorted(name for name, _ in LOSS_REGISTRY))
+        raise ValueError(f"unknown loss type '{loss_type}' in train.{key}; registered losses: {registered}")
+
+
+def build_loss_block(key: str, block: dict) -> nn.Module:
+    """Build ``train.<key>`` with BasicSR's ``build_loss`` after checking it (see ``check_loss_block``)."""
+    check_loss_block(key, block)
+    return build_loss(block)
+
+
+def check_numeric_options(section: str, values: dict) -> None:
+    """Reject numbers that YAML 1.1 read as strings (``1e-3`` without a dot), naming the fix."""
+    for name, value in values.items():
+        if isinstance(value, str):
+            try:
+                float(value)
+            except ValueError:
+                continue
+            raise TypeError(f"{section}.{name} is the string {value!r}: YAML 1.1 reads '1e-3' as text; "
+                            f'write !!float {value} or a mantissa with a dot (1.0e-3)')
+
+
+class ProgressiveSchedule:
+    """Restormer's progressive learning (Zamir et al., CVPR 2022, Sec. 3.3).
+
+    Stage j covers iterations up to ``iters[0] + ... + iters[j]`` (the last stage continues beyond). In stage j
+    each batch is reduced to ``mini_batch_sizes[j]`` random samples and cropped to ``gt_sizes[j]`` (GT pixels)
+    at one random offset shared by the batch; the LQ crop is the matching region at 1/scale.
+    """
+
+    def __init__(self, iters: Sequence[int], gt_sizes: Sequence[int], mini_batch_sizes: Sequence[int],
+                 scale: int = 1) -> None:
+        if not (len(iters) == len(gt_sizes) == len(mini_batch_sizes)) or not iters:
+            raise ValueError('train.progressive: iters, gt_sizes and mini_batch_sizes need the same non-zero length, '
+                             f'got {len(iters)}, {len(gt_sizes)} and {len(mini_batch_sizes)}')
+        if any(int(v) <= 0 for v in (*iters, *gt_sizes, *mini_batch_sizes)):
+            raise ValueError('train.progressive: all iters, gt_sizes and mini_batch_sizes must be positive')
+        if any(int(size) % scale for size in gt_sizes):
+            raise ValueError(f'train.progressive.gt_sizes {list(gt_sizes)} must be multiples of the scale {scale}')
+        self.stage_ends = list(accumulate(int(v) for v in iters))
+        self.gt_sizes = [int(v) for v in gt_sizes]
+        self.mini_batch_sizes = [int(v) for v in mini_batch_sizes]
+        self.scale = scale
+
+    def stage(self, current_iter: int) -> int:
+        """Index of the stage that ``current_iter`` (1-based) belongs to."""
+        return next((j for j, end in enumerate(self.stage_ends) if current_iter <= end), len(self.stage_ends) - 1)
+
+    def __call__(self, lq: Tensor, gt: Tensor, current_iter: int) -> Tuple[Tensor, Tensor]:
+        """Sub-batch and crop ``lq``/``gt`` for ``current_iter``."""
+        stage = self.stage(current_iter)
+        batch, lq_size = self.mini_batch_sizes[stage], self.gt_sizes[stage] // self.scale
+        if batch < lq.size(0):
+            keep = torch.randperm(lq.size(0))[:batch].to(lq.device)
+            lq, gt = lq[keep], gt[keep]
+        height, width = lq.shape[-2:]
+        if lq_size > height or lq_size > width:
+            raise ValueError(f'train.progressive.gt_sizes[{stage}] = {self.gt_sizes[stage]} is larger than the '
+                             f'training patches ({height * self.scale}x{width * self.scale} GT pixels); raise '
+                             'datasets.train.gt_size to max(gt_sizes)')
+        top = int(torch.randint(height - lq_size + 1, ()))
+        left = int(torch.randint(width - lq_size + 1, ()))
+        s = self.scale
+        lq = lq[..., top:top + lq_size, left:left + lq_size]
+        gt = gt[..., top * s:(top + lq_size) * s, left * s:(left + lq_size) * s]
+        return lq, gt
+
+    @classmethod
+    def from_options(cls, opt: dict) -> Optional['ProgressiveSchedule']:
+        """Build from ``train.progressive`` and check it against the training loader (None when not set)."""
+        progressive = opt['train'].get('progressive')
+        if not progressive:
+            return None
+        missing = {'iters', 'gt_sizes', 'mini_batch_sizes'} - set(progressive)
+        if missing:
+            raise ValueError(f'train.progressive needs the keys {sorted(missing)}')
+        schedule = cls(progressive['iters'], progressive['gt_sizes'], progressive['mini_batch_sizes'],
+                       int(opt.get('scale', 1)))
+        loader_opt = opt.get('datasets', {}).get('train', {})
+        batch_size, gt_size = loader_opt.get('batch_size_per_gpu'), loader_opt.get('gt_size')
+        if batch_size is not None and max(schedule.mini_batch_sizes) > batch_size:
+            raise ValueError(f'train.progressive.mini_batch_sizes {schedule.mini_batch_sizes} exceed '
+                             f'datasets.train.batch_size_per_gpu = {batch_size}; set it to their maximum')
+        if gt_size is not None and max(schedule.gt_sizes) > gt_size:
+            raise ValueError(f'train.progressive.gt_sizes {schedule.gt_sizes} exceed datasets.train.gt_size = '
+                             f'{gt_size}; set it to their maximum')
+        return schedule
+
+
+@MODEL_REGISTRY.register()
+class RestorationModel(SRModel):
+    """Image restoration with a sum of loss blocks (DDR Eq. 8/9); a superset of BasicSR's SRModel."""
+
+    def init_training_settings(self) -> None:
+        self.net_g.train()
+        train_opt = self.opt['train']
+        self._init_ema(float(train_opt.get('ema_decay', 0)))
+        self.losses: Dict[str, nn.Module] = OrderedDict(
+            (key[:-len(LOSS_BLOCK_SUFFIX)], build_loss_block(key, train_opt[key]).to(self.device))
+            for key in loss_block_keys(train_opt))
+        if not self.losses:
+            raise ValueError('no loss configured: add at least one train.<name>_opt block, e.g. '
+                             'pixel_opt: {type: PSNRLoss, loss_weight: 1.0}')
+        self.use_grad_clip = bool(train_opt.get('use_grad_clip', False))
+        self.grad_clip_norm = float(train_opt.get('grad_clip_norm', 0.01))
+        self.autocast_dtype = self._parse_mixed_precision(train_opt.get('mixed_precision'))
+        self.progressive = ProgressiveSchedule.from_options(self.opt)
+        self.setup_optimizers()
+        self.setup_schedulers()
+
+    def _init_ema(self, decay: float) -> None:
+        """Exponential moving average of net_g's weights (as SRModel), kept unwrapped on this device."""
+        self.ema_decay = decay
+        if decay <= 0:
+            return
+        get_root_logger().info(f'Use Exponential Moving Average with decay: {decay}')
+        self.net_g_ema = build_network(self.opt['network_g']).to(self.device)
+        load_path = self.opt['path'].get('pretrain_network_g')
+        if load_path is not None:
+            self.load_network(self.net_g_ema, load_path, self.opt['path'].get('strict_load_g', True), 'params_ema')
+        else:
+            self.model_ema(0)
+        self.net_g_ema.eval()
+
+    @staticmethod
+    def _parse_mixed_precision(value: Optional[str]) -> Optional[torch.dtype]:
+        if value in (None, False, 'fp32', 'float32'):
+            return None
+        if value not in AUTOCAST_DTYPES:
+            raise ValueError(f"train.mixed_precision must be ~ (fp32) or bf16, got {value!r} (fp16 would need "
+                             'gradient scaling, which is not implemented)')
+        return AUTOCAST_DTYPES[value]
+
+    def get_optimizer(self, optim_type: str, params, lr: float, **kwargs) -> torch.optim.Optimizer:
+        """Any ``torch.optim`` optimizer by class name (AdamW, Adam, SGD, ...)."""
+        optimizer_cls = getattr(torch.optim, optim_type, None)
+        if not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, torch.optim.Optimizer)):
+            raise ValueError(f"unknown optimizer '{optim_type}' in train.optim_g; use a torch.optim class name "
+                             'such as AdamW, Adam or SGD')
+        check_numeric_options('train.optim_g', {'lr': lr, **kwargs})
+        return optimizer_cls(params, lr=lr, **kwargs)
+
+    def setup_schedulers(self) -> None:
+        """Schedulers of this plugin, BasicSR's own, or any ``torch.optim.lr_scheduler`` class by name."""
+        scheduler_opt = dict(self.opt['train'].get('scheduler') or {})
+        if not scheduler_opt:
+            return
+        scheduler_type = scheduler_opt.pop('type', None)
+        if scheduler_type in BASICSR_SCHEDULERS:
+            super().setup_schedulers()
+            return
+        scheduler_cls = SCHEDULERS.get(scheduler_type) or getattr(torch.optim.lr_scheduler, str(scheduler_type), None)
+        if not (isinstance(scheduler_cls, type) and issubclass(scheduler_cls, torch.optim.lr_scheduler.LRScheduler)):
+            known = ', '.join([*SCHEDULERS, *BASICSR_SCHEDULERS])
+            raise ValueError(f"unknown scheduler '{scheduler_type}' in train.scheduler; use one of {known} or a "
+                             'torch.optim.lr_scheduler class name')
+        check_numeric_options('train.scheduler', scheduler_opt)
+        self.schedulers = [scheduler_cls(optimizer, **scheduler_opt) for optimizer in self.optimizers]
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                              enabled=self.autocast_dtype is not None)
+
+    def compute_losses(self, output: Tensor, gt: Optional[Tensor]) -> 'OrderedDict[str, Tensor]':
+        """All loss terms ``l_<name>`` plus their sum ``l_total`` (Eq. 8/9)."""
+        terms: 'OrderedDict[str, Tensor]' = OrderedDict()
+        for name, loss in self.losses.items():
+            if getattr(loss, 'requires_reference', True):
+                if gt is None:
+                    raise ValueError(f'train.{name}_opt ({type(loss).__name__}) compares with the ground truth, '
+                                     'but the training data has no gt')
+                value = loss(output, gt)
+            else:
+                value = loss(output)
+            parts = value if isinstance(value, tuple) else (value, )
+            if len(parts) > len(TUPLE_PART_SUFFIXES):
+                raise TypeError(f'train.{name}_opt returned {len(parts)} values; a loss returns a tensor or a '
+                                '(main, style) pair')
+            for suffix, part in zip(TUPLE_PART_SUFFIXES, parts):
+                if part is not None:
+                    terms[f'l_{name}{suffix}'] = part
+        if not terms:
+            raise ValueError('every loss block returned None (all loss weights are zero)')
+        terms['l_total'] = sum(terms.values())
+        return terms
+
+    def optimize_parameters(self, current_iter: int) -> None:
+        gt = getattr(self, 'gt', None)
+        if self.progressive is not None:
+            self.lq, self.gt = self.progressive(self.lq, gt, current_iter)
+            gt = self.gt
+        self.optimizer_g.zero_grad()
+        with self._autocast():
+            output = self.net_g(self.lq)
+        self.output = output.float()
+        loss_dict = self.compute_losses(self.output, gt)
+        loss_dict['l_total'].backward()
+        if self.use_grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), self.grad_clip_norm)
+        self.optimizer_g.step()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def test(self) -> None:
+        """Inference in fp32 with the EMA network when there is one, padding to ``val.window_size``."""
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
+        was_training = net.training
+        net.eval()
+        with torch.no_grad():
+            self.output = self.forward_padded(net, self.lq)
+        net.train(was_training)
+
+    def forward_padded(self, net: nn.Module, lq: Tensor) -> Tensor:
+        """Reflect-pad ``lq`` to a multiple of ``val.window_size`` and of the network's ``size_multiple``
+        (Restormer: 8), run ``net``, crop the output back."""
+        window = math.lcm(int((self.opt.get('val') or {}).get('window_size') or 1),
+                          int(getattr(net, 'size_multiple', 1)))
+        height, width = lq.shape[-2:]
+        pad_h, pad_w = -height % window, -width % window
+        if pad_h or pad_w:
+            lq = F.pad(lq, (0, pad_w, 0, pad_h), mode='reflect')
+        scale = int(self.opt.get('scale', 1))
+        return net(lq)[..., :height * scale, :width * scale]
+
+    def _update_best_metric_result(self, dataset_name: str, metric: str, val, current_iter) -> None:
+        # calculate_metric returns numpy scalars; keep plain floats in the model's state
+        super()._update_best_metric_result(dataset_name, metric, float(val), current_iter)
