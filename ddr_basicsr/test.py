@@ -20,7 +20,7 @@ from typing import Optional, Sequence  # noqa: E402
 
 from ddr_basicsr import compat  # noqa: E402,F401  (must precede any basicsr import)
 import basicsr.test as basicsr_test  # noqa: E402
-from ddr_basicsr.train import command_line, parse_and_check_options, prepare_host, split_root_argument  # noqa: E402
+from ddr_basicsr.train import parse_and_check_options, run_pipeline  # noqa: E402
 
 
 def parse_and_check_test_options(root_path: str, is_train: bool = False):
@@ -35,11 +35,7 @@ def parse_and_check_test_options(root_path: str, is_train: bool = False):
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """``ddr-test``: BasicSR's test pipeline with ``root_path = --root`` (default: current directory)."""
-    root, args = split_root_argument(sys.argv[1:] if argv is None else argv)
-    prepare_host()
-    basicsr_test.parse_options = parse_and_check_test_options
-    with command_line(args):
-        basicsr_test.test_pipeline(root)
+    run_pipeline(basicsr_test, basicsr_test.test_pipeline, parse_and_check_test_options, argv)
 
 
 if __name__ == '__main__':

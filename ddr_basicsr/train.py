@@ -24,7 +24,7 @@ if __package__ in (None, ''):  # run as a script: put the repository root, not d
 import argparse  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from os import path as osp  # noqa: E402
-from typing import Iterator, List, Optional, Sequence, Tuple  # noqa: E402
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -157,13 +157,19 @@ def prepare_host() -> None:
     host_fixes.reset_root_logger()
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    """``ddr-train``: BasicSR's train pipeline with ``root_path = --root`` (default: current directory)."""
+def run_pipeline(pipeline_module, pipeline: Callable[[str], None], parse_options: Callable,
+                 argv: Optional[Sequence[str]]) -> None:
+    """Run a BasicSR pipeline of ``pipeline_module`` with our option parsing, the host fixes and ``--root``."""
     root, args = split_root_argument(sys.argv[1:] if argv is None else argv)
     prepare_host()
-    basicsr_train.parse_options = parse_and_check_options
+    pipeline_module.parse_options = parse_options
     with command_line(args):
-        basicsr_train.train_pipeline(root)
+        pipeline(root)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """``ddr-train``: BasicSR's train pipeline with ``root_path = --root`` (default: current directory)."""
+    run_pipeline(basicsr_train, basicsr_train.train_pipeline, parse_and_check_options, argv)
 
 
 if __name__ == '__main__':

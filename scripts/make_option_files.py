@@ -342,7 +342,7 @@ def _train_header(arch: str, dataset: str, title: str, stem: str, test_path: str
              f'Train: python -m ddr_basicsr.train -opt options/{stem}.yml',
              f'Test:  python -m ddr_basicsr.test -opt {test_path}',
              f"Data:  {d['prepare']}",
-             f"Paper settings on one GPU; set num_gpu: 0 (or --force_yml num_gpu=0) for the CPU."]
+             "Paper settings on one GPU; set num_gpu: 0 (or --force_yml num_gpu=0) for the CPU."]
             + [line.format(iters=f"{a['train']['total_iter'] // 1000}k") for line in PAPER_LINES]
             + a['official_lines'] + d['notes'])
 

@@ -18,11 +18,11 @@ from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ddr_basicsr import compat  # noqa: F401  (must precede any basicsr import)
 from basicsr.utils.registry import LOSS_REGISTRY
-from ddr_basicsr.losses.vgg_features import AlwaysEvalMixin, VGG19Features, check_image_pair
+from ddr_basicsr.losses.vgg_features import VGGFeatureDistanceLoss
 
 DEFAULT_CTX_LAYERS = {'relu3_2': 1.0, 'relu4_2': 1.0}
 
@@ -51,7 +51,7 @@ def contextual_loss_per_image(feat_x: Tensor, feat_y: Tensor, band_width: float 
 
 
 @LOSS_REGISTRY.register()
-class ContextualLoss(AlwaysEvalMixin, nn.Module):
+class ContextualLoss(VGGFeatureDistanceLoss):
     """Contextual loss on VGG19 features: loss_weight * sum_l w_l * mean_batch(-log CX_l).
 
     Args:
@@ -65,23 +65,13 @@ class ContextualLoss(AlwaysEvalMixin, nn.Module):
     def __init__(self, loss_weight: float = 1.0, layer_weights: Optional[Dict[str, float]] = None,
                  band_width: float = 0.5, max_positions: int = 4225, pretrained: bool = True,
                  weights_path: Optional[str] = None) -> None:
-        super().__init__()
+        super().__init__(loss_weight, layer_weights, DEFAULT_CTX_LAYERS, pretrained, weights_path)
         if band_width <= 0 or max_positions < 1:
             raise ValueError(f'ContextualLoss needs band_width > 0 and max_positions >= 1, '
                              f'got {band_width} and {max_positions}.')
-        self.loss_weight = loss_weight
-        self.layer_weights = dict(layer_weights or DEFAULT_CTX_LAYERS)
         self.band_width = band_width
         self.max_positions = max_positions
-        self.vgg = VGG19Features(list(self.layer_weights), pretrained=pretrained, weights_path=weights_path)
-        self.min_input_size = self.vgg.min_input_size()
 
-    def forward(self, output: Tensor, gt: Tensor) -> Tensor:
-        check_image_pair(output, gt, self.min_input_size, type(self).__name__)
-        with torch.autocast(device_type=output.device.type, enabled=False):
-            feats_out, feats_gt = self.vgg(output.float()), self.vgg(gt.float())
-            loss = output.new_zeros((), dtype=torch.float32)
-            for name, weight in self.layer_weights.items():
-                feat_x, feat_y = sample_positions(feats_out[name], feats_gt[name], self.max_positions)
-                loss = loss + weight * contextual_loss_per_image(feat_x, feat_y, self.band_width).mean()
-        return self.loss_weight * loss
+    def layer_distance(self, name: str, feat_output: Tensor, feat_gt: Tensor) -> Tensor:
+        feat_x, feat_y = sample_positions(feat_output, feat_gt, self.max_positions)
+        return contextual_loss_per_image(feat_x, feat_y, self.band_width)

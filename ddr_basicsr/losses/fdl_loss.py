@@ -16,11 +16,11 @@ from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ddr_basicsr import compat  # noqa: F401  (must precede any basicsr import)
 from basicsr.utils.registry import LOSS_REGISTRY
-from ddr_basicsr.losses.vgg_features import AlwaysEvalMixin, VGG19Features, check_image_pair
+from ddr_basicsr.losses.vgg_features import VGGFeatureDistanceLoss
 
 DEFAULT_FDL_LAYERS = {'relu1_2': 1.0, 'relu2_2': 1.0, 'relu3_4': 1.0, 'relu4_4': 1.0, 'relu5_4': 1.0}
 
@@ -40,7 +40,7 @@ def sliced_wasserstein_per_image(map_x: Tensor, map_y: Tensor, projections: Tens
 
 
 @LOSS_REGISTRY.register()
-class FDLLoss(AlwaysEvalMixin, nn.Module):
+class FDLLoss(VGGFeatureDistanceLoss):
     """Frequency distribution loss on VGG19 features: loss_weight * sum_l w_l * mean_batch(FDL_l).
 
     Args:
@@ -56,32 +56,23 @@ class FDLLoss(AlwaysEvalMixin, nn.Module):
     def __init__(self, loss_weight: float = 1.0, layer_weights: Optional[Dict[str, float]] = None,
                  patch_size: int = 5, stride: int = 1, num_proj: int = 256, phase_weight: float = 1.0,
                  seed: int = 0, pretrained: bool = True, weights_path: Optional[str] = None) -> None:
-        super().__init__()
+        super().__init__(loss_weight, layer_weights, DEFAULT_FDL_LAYERS, pretrained, weights_path,
+                         min_feature_side=patch_size)
         if patch_size < 1 or stride < 1 or num_proj < 1:
             raise ValueError(f'FDLLoss needs patch_size, stride and num_proj >= 1, '
                              f'got {patch_size}, {stride} and {num_proj}.')
-        self.loss_weight = loss_weight
-        self.layer_weights = dict(layer_weights or DEFAULT_FDL_LAYERS)
         self.stride = stride
         self.phase_weight = phase_weight
         self.seed = seed
-        self.vgg = VGG19Features(list(self.layer_weights), pretrained=pretrained, weights_path=weights_path)
-        self.min_input_size = self.vgg.min_input_size(feature_side=patch_size)
         generator = torch.Generator().manual_seed(seed)
         for name in self.layer_weights:
             self.register_buffer(f'projections_{name}', random_projections(
                 num_proj, self.vgg.out_channels(name), patch_size, generator))
 
-    def forward(self, output: Tensor, gt: Tensor) -> Tensor:
-        check_image_pair(output, gt, self.min_input_size, type(self).__name__)
-        with torch.autocast(device_type=output.device.type, enabled=False):
-            feats_out, feats_gt = self.vgg(output.float()), self.vgg(gt.float())
-            loss = output.new_zeros((), dtype=torch.float32)
-            for name, weight in self.layer_weights.items():
-                projections = getattr(self, f'projections_{name}')
-                spectrum_x = torch.fft.fftn(feats_out[name], dim=(-2, -1))
-                spectrum_y = torch.fft.fftn(feats_gt[name], dim=(-2, -1))
-                amplitude = sliced_wasserstein_per_image(spectrum_x.abs(), spectrum_y.abs(), projections, self.stride)
-                phase = sliced_wasserstein_per_image(spectrum_x.angle(), spectrum_y.angle(), projections, self.stride)
-                loss = loss + weight * (amplitude + self.phase_weight * phase).mean()
-        return self.loss_weight * loss
+    def layer_distance(self, name: str, feat_output: Tensor, feat_gt: Tensor) -> Tensor:
+        projections = getattr(self, f'projections_{name}')
+        spectrum_x = torch.fft.fftn(feat_output, dim=(-2, -1))
+        spectrum_y = torch.fft.fftn(feat_gt, dim=(-2, -1))
+        amplitude = sliced_wasserstein_per_image(spectrum_x.abs(), spectrum_y.abs(), projections, self.stride)
+        phase = sliced_wasserstein_per_image(spectrum_x.angle(), spectrum_y.angle(), projections, self.stride)
+        return amplitude + self.phase_weight * phase

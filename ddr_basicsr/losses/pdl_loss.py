@@ -15,12 +15,11 @@ The minimum, 0, is reached for output == gt (and any spatial permutation of it).
 """
 from typing import Dict, Optional
 
-import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ddr_basicsr import compat  # noqa: F401  (must precede any basicsr import)
 from basicsr.utils.registry import LOSS_REGISTRY
-from ddr_basicsr.losses.vgg_features import AlwaysEvalMixin, VGG19Features, check_image_pair
+from ddr_basicsr.losses.vgg_features import VGGFeatureDistanceLoss
 
 DEFAULT_PDL_LAYERS = {'relu1_2': 1.0, 'relu2_2': 1.0, 'relu3_4': 1.0, 'relu4_4': 1.0, 'relu5_4': 1.0}
 
@@ -33,7 +32,7 @@ def channel_wasserstein_per_image(feat_x: Tensor, feat_y: Tensor) -> Tensor:
 
 
 @LOSS_REGISTRY.register()
-class PDLLoss(AlwaysEvalMixin, nn.Module):
+class PDLLoss(VGGFeatureDistanceLoss):
     """Projected distribution loss on VGG19 features: loss_weight * sum_l w_l * mean_batch(PDL_l).
 
     Args:
@@ -44,16 +43,7 @@ class PDLLoss(AlwaysEvalMixin, nn.Module):
 
     def __init__(self, loss_weight: float = 1.0, layer_weights: Optional[Dict[str, float]] = None,
                  pretrained: bool = True, weights_path: Optional[str] = None) -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
-        self.layer_weights = dict(layer_weights or DEFAULT_PDL_LAYERS)
-        self.vgg = VGG19Features(list(self.layer_weights), pretrained=pretrained, weights_path=weights_path)
-        self.min_input_size = self.vgg.min_input_size()
+        super().__init__(loss_weight, layer_weights, DEFAULT_PDL_LAYERS, pretrained, weights_path)
 
-    def forward(self, output: Tensor, gt: Tensor) -> Tensor:
-        check_image_pair(output, gt, self.min_input_size, type(self).__name__)
-        with torch.autocast(device_type=output.device.type, enabled=False):
-            feats_out, feats_gt = self.vgg(output.float()), self.vgg(gt.float())
-            loss = sum(weight * channel_wasserstein_per_image(feats_out[name], feats_gt[name]).mean()
-                       for name, weight in self.layer_weights.items())
-        return self.loss_weight * loss
+    def layer_distance(self, name: str, feat_output: Tensor, feat_gt: Tensor) -> Tensor:
+        return channel_wasserstein_per_image(feat_output, feat_gt)

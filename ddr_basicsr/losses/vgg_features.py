@@ -8,8 +8,8 @@ One place resolves trunk weights for LPIPSLoss, ContextualLoss, PDLLoss and FDLL
 * ``pretrained=False``: random initialisation (tests, benchmarks).
 
 Also here: :class:`VGG19Features`, the VGG19 activations used by CTX/PDL/FDL (ImageNet
-normalisation of [0, 1] input inside), and :func:`check_image_pair`, the input checks every
-feature loss runs first.
+normalisation of [0, 1] input inside), :class:`VGGFeatureDistanceLoss`, their common skeleton, and
+:func:`check_image_pair`, the input checks every feature loss runs first.
 """
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
@@ -188,3 +188,32 @@ def check_image_pair(output: Tensor, gt: Tensor, min_size: int, loss_name: str) 
     for role, tensor in (('output', output), ('gt', gt)):
         if not torch.isfinite(tensor).all():
             raise ValueError(f'{loss_name}: {role} contains NaN or Inf values.')
+
+
+class VGGFeatureDistanceLoss(AlwaysEvalMixin, nn.Module):
+    """loss_weight × Σ_l w_l × mean over the batch of ``layer_distance`` between VGG19 features (Eq. 9's L_f).
+
+    Subclasses implement ``layer_distance(name, feat_output, feat_gt)`` returning one value per image.
+    The trunk runs in float32 with autocast off.
+    """
+
+    def __init__(self, loss_weight: float, layer_weights: Optional[Dict[str, float]],
+                 default_layers: Dict[str, float], pretrained: bool, weights_path: Optional[str],
+                 min_feature_side: int = 1) -> None:
+        super().__init__()
+        self.loss_weight = loss_weight
+        self.layer_weights = dict(layer_weights or default_layers)
+        self.vgg = VGG19Features(list(self.layer_weights), pretrained=pretrained, weights_path=weights_path)
+        self.min_input_size = self.vgg.min_input_size(feature_side=min_feature_side)
+
+    def layer_distance(self, name: str, feat_output: Tensor, feat_gt: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, output: Tensor, gt: Tensor) -> Tensor:
+        check_image_pair(output, gt, self.min_input_size, type(self).__name__)
+        with torch.autocast(device_type=output.device.type, enabled=False):
+            feats_out, feats_gt = self.vgg(output.float()), self.vgg(gt.float())
+            loss = output.new_zeros((), dtype=torch.float32)
+            for name, weight in self.layer_weights.items():
+                loss = loss + weight * self.layer_distance(name, feats_out[name], feats_gt[name]).mean()
+        return self.loss_weight * loss
