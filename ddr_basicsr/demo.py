@@ -140,6 +140,13 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def use_hub_cache_only() -> None:
+    """Hugging Face hub offline mode: look in the cache only, instead of minutes of connection retries."""
+    import huggingface_hub.constants
+    os.environ['HF_HUB_OFFLINE'] = '1'
+    huggingface_hub.constants.HF_HUB_OFFLINE = True  # read at call time; the env var alone is read at import
+
+
 def resolve_clip_weights(requested: str) -> Tuple[Optional[str], Optional[str]]:
     """(weights for DDRLoss, None) when ``requested`` loads, else (None, reason) for random weights."""
     from ddr_basicsr.clip_loading import ClipWeightsError, load_clip
@@ -286,7 +293,7 @@ def banner(text: str) -> None:
 def run_demo(out: Path, iters: int, clip_weights: str, crops_per_photo: int = 8) -> Path:
     """The whole demo; returns the report's path."""
     if clip_weights == 'openai' and not _hub_reachable():
-        os.environ.setdefault('HF_HUB_OFFLINE', '1')  # use the cache only, without minutes of retries
+        use_hub_cache_only()
     import yaml
     from ddr_basicsr import train as ddr_train
 
