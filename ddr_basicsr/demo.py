@@ -1,6 +1,6 @@
 """The demo: deblurring with PSNR loss alone vs. PSNR + DDR (Eq. 8), trained by BasicSR on the CPU.
 
-    python -m ddr_basicsr.demo [--out results/demo] [--iters 300] [--clip-weights openai|FILE]
+    python -m ddr_basicsr.demo [--out results/demo] [--iters 400] [--clip-weights openai|FILE]
 
 1. builds a small deblurring set from scikit-image's sample photos (motion and Gaussian blur);
 2. trains a small NAFNet twice with ``ddr-train``: PSNRLoss, then PSNRLoss + 2.0·DDRLoss;
@@ -23,10 +23,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-#: Colour sample photos shipped inside scikit-image (no download): (file, train or val).
-SAMPLE_PHOTOS = (('astronaut.png', 'train'), ('chelsea.png', 'train'), ('hubble_deep_field.jpg', 'train'),
-                 ('ihc.png', 'train'), ('retina.jpg', 'train'), ('motorcycle_left.png', 'train'),
-                 ('coffee.png', 'val'), ('rocket.jpg', 'val'))
+#: Colour sample photos shipped inside scikit-image (no download).
+SAMPLE_PHOTOS = ('astronaut.png', 'chelsea.png', 'coffee.png', 'hubble_deep_field.jpg', 'ihc.png', 'retina.jpg',
+                 'rocket.jpg', 'motorcycle_left.png')
+#: Photos are brought to this shorter side first; the right VAL_FRACTION of each is kept for validation.
+PHOTO_SHORT_SIDE = 384
+VAL_FRACTION = 0.3
 RANDOM_WEIGHTS_BANNER = ('NOTE: the real CLIP weights could not be loaded ({reason}). The DDR term of this demo uses '
                          'RANDOM ViT-B-32 weights, so it shows the pipeline, not the paper\'s effect. Pass '
                          '--clip-weights /path/to/ViT-B-32.pt (OpenAI) to use real weights.')
@@ -37,7 +39,7 @@ def sample_photo_folder() -> Path:
     return Path(skimage.__file__).parent / 'data'
 
 
-def motion_blur_kernel(rng: np.random.Generator, length_range: Tuple[int, int] = (7, 15)) -> np.ndarray:
+def motion_blur_kernel(rng: np.random.Generator, length_range: Tuple[int, int] = (5, 9)) -> np.ndarray:
     """A normalised straight-line motion kernel of random length and angle."""
     length = int(rng.integers(length_range[0], length_range[1] + 1))
     kernel = np.zeros((length, length), np.float32)
@@ -48,10 +50,10 @@ def motion_blur_kernel(rng: np.random.Generator, length_range: Tuple[int, int] =
 
 
 def blur(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Motion blur (half of the images) or Gaussian blur of sigma 1-2.5 px, on a uint8 BGR image."""
+    """Motion blur (half of the images) or Gaussian blur of sigma 0.8-1.6 px, on a uint8 BGR image."""
     if rng.random() < 0.5:
         return cv2.filter2D(image, -1, motion_blur_kernel(rng), borderType=cv2.BORDER_REFLECT)
-    return cv2.GaussianBlur(image, (0, 0), float(rng.uniform(1.0, 2.5)), borderType=cv2.BORDER_REFLECT)
+    return cv2.GaussianBlur(image, (0, 0), float(rng.uniform(0.8, 1.6)), borderType=cv2.BORDER_REFLECT)
 
 
 def textured_crop(photo: np.ndarray, crop: int, rng: np.random.Generator, tries: int = 10) -> np.ndarray:
@@ -71,11 +73,13 @@ def _write_pair(root: Path, split: str, name: str, sharp: np.ndarray, rng: np.ra
         _write_image(str(root / split / folder / f'{name}.png'), image)
 
 
-def build_deblur_dataset(root: Path, crop: int = 128, crops_per_photo: int = 8, val_crops_per_photo: int = 3,
-                         seed: int = 0, photo_folder: Optional[Path] = None) -> Dict[str, int]:
-    """Write train/val pairs ``root/{train,val}/{sharp,blur}/*.png`` of ``crop``² px; returns pair counts.
+def build_deblur_dataset(root: Path, tile: int = 128, val_crops_per_photo: int = 1, seed: int = 0,
+                         photo_folder: Optional[Path] = None) -> Dict[str, int]:
+    """Write blurred/sharp pairs ``root/{train,val}/{sharp,blur}/*.png``; returns the pair counts.
 
-    Random crops of the train photos and of the (different) val photos; deterministic for a seed.
+    Each photo is resized to a shorter side of PHOTO_SHORT_SIDE; its left part is cut into ``tile``² training
+    tiles and its right VAL_FRACTION gives ``val_crops_per_photo`` textured ``tile``² validation crops, so both
+    sets see every photo but never the same pixels. Every pair has its own blur kernel. Deterministic for a seed.
     """
     rng = np.random.default_rng(seed)
     photo_folder = photo_folder or sample_photo_folder()
@@ -83,15 +87,22 @@ def build_deblur_dataset(root: Path, crop: int = 128, crops_per_photo: int = 8, 
         for folder in ('sharp', 'blur'):
             (root / split / folder).mkdir(parents=True, exist_ok=True)
     counts = defaultdict(int)
-    for file_name, split in SAMPLE_PHOTOS:
+    for file_name in SAMPLE_PHOTOS:
         photo = cv2.imread(str(photo_folder / file_name), cv2.IMREAD_COLOR)
         if photo is None:
             raise FileNotFoundError(f'sample photo {photo_folder / file_name} is missing; reinstall scikit-image')
-        height, width = photo.shape[:2]
+        factor = PHOTO_SHORT_SIDE / min(photo.shape[:2])
+        photo = cv2.resize(photo, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+        split_column = min(int(photo.shape[1] * (1 - VAL_FRACTION)), photo.shape[1] - tile)
         stem = Path(file_name).stem
-        for index in range(crops_per_photo if split == 'train' else val_crops_per_photo):
-            _write_pair(root, split, f'{stem}_{index:02d}', textured_crop(photo, crop, rng), rng)
-            counts[split] += 1
+        train_part, val_part = photo[:, :split_column], photo[:, split_column:]
+        for top in range(0, train_part.shape[0] - tile + 1, tile):
+            for left in range(0, train_part.shape[1] - tile + 1, tile):
+                _write_pair(root, 'train', f'{stem}_{top:04d}_{left:04d}', train_part[top:top + tile, left:left + tile], rng)
+                counts['train'] += 1
+        for index in range(val_crops_per_photo):
+            _write_pair(root, 'val', f'{stem}_{index:02d}', textured_crop(val_part, tile, rng), rng)
+            counts['val'] += 1
     return dict(counts)
 
 
@@ -270,9 +281,9 @@ def write_grid(names: Sequence[str], blurred, sharp, outputs, labels: Sequence[s
 def write_report(target: Path, table: Dict[str, Tuple[float, float]], counts: Dict[str, int], iters: int,
                  clip_note: str, seconds: Dict[str, float]) -> None:
     lines = ['# ddr-basicsr demo: deblurring with PSNR loss vs. PSNR + DDR (Eq. 8)', '', clip_note, '',
-             f"Data: {counts['train']} training and {counts['val']} validation pairs of 128² crops of scikit-image's "
-             'sample photos, blurred with random motion or Gaussian kernels. Network: NAFNet (width 16, 3 levels), '
-             f'AdamW, {iters} iterations of batch 4 on 64² patches, on the CPU.', '',
+             f"Data: {counts['train']} training tiles and {counts['val']} validation crops (128²) from disjoint parts of "
+             "scikit-image's sample photos, each blurred with its own random motion or Gaussian kernel. Network: "
+             f'NAFNet (width 16, 3 levels), AdamW, {iters} iterations of batch 4 on 64² patches, on the CPU.', '',
              '| method | PSNR (dB) | SSIM | training time (s) |', '|---|---|---|---|']
     for label, (psnr, ssim) in table.items():
         lines.append(f'| {label} | {psnr:.2f} | {ssim:.4f} | {seconds.get(label, 0):.0f} |' if label in seconds
@@ -290,7 +301,7 @@ def banner(text: str) -> None:
     print(f'\n{line}\n{text}\n{line}\n', flush=True)
 
 
-def run_demo(out: Path, iters: int, clip_weights: str, crops_per_photo: int = 8) -> Path:
+def run_demo(out: Path, iters: int, clip_weights: str, val_crops_per_photo: int = 1) -> Path:
     """The whole demo; returns the report's path."""
     if clip_weights == 'openai' and not _hub_reachable():
         use_hub_cache_only()
@@ -304,7 +315,8 @@ def run_demo(out: Path, iters: int, clip_weights: str, crops_per_photo: int = 8)
     if weights is None:
         banner(clip_note)
     data_root = out / 'data'
-    counts = build_deblur_dataset(data_root, crops_per_photo=crops_per_photo)
+    shutil.rmtree(data_root, ignore_errors=True)  # a re-run rebuilds the same data
+    counts = build_deblur_dataset(data_root, val_crops_per_photo=val_crops_per_photo)
     print(f"[demo] dataset: {counts['train']} train / {counts['val']} val pairs in {data_root}", flush=True)
     runs = {'PSNR': False, 'PSNR + DDR': True}
     options, experiments, seconds = {}, {}, {}
@@ -333,13 +345,14 @@ def run_demo(out: Path, iters: int, clip_weights: str, crops_per_photo: int = 8)
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', default='results/demo', help='output folder (default: results/demo)')
-    parser.add_argument('--iters', type=int, default=300, help='training iterations of each run (default: 300)')
+    parser.add_argument('--iters', type=int, default=400, help='training iterations of each run (default: 400)')
     parser.add_argument('--clip-weights', default=os.environ.get('DDR_CLIP_WEIGHTS', 'openai'),
                         help="CLIP ViT-B-32 weights: 'openai' (cache or download) or a local file "
                              '(default: $DDR_CLIP_WEIGHTS or openai)')
-    parser.add_argument('--crops-per-photo', type=int, default=8, help='training crops per sample photo (default 8)')
+    parser.add_argument('--val-crops-per-photo', type=int, default=1,
+                        help='validation crops taken from each sample photo (default 1)')
     args = parser.parse_args(argv)
-    run_demo(Path(args.out).resolve(), args.iters, args.clip_weights, args.crops_per_photo)
+    run_demo(Path(args.out).resolve(), args.iters, args.clip_weights, args.val_crops_per_photo)
 
 
 if __name__ == '__main__':

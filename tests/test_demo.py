@@ -6,22 +6,24 @@ import pytest
 from ddr_basicsr import demo
 
 
-def test_build_deblur_dataset_is_paired_and_deterministic(tmp_path):
-    counts = demo.build_deblur_dataset(tmp_path / 'a', crop=64, crops_per_photo=2, val_crops_per_photo=1)
-    assert counts == {'train': 12, 'val': 2}
-    demo.build_deblur_dataset(tmp_path / 'b', crop=64, crops_per_photo=2, val_crops_per_photo=1)
+def test_build_deblur_dataset_is_paired_disjoint_and_deterministic(tmp_path):
+    counts = demo.build_deblur_dataset(tmp_path / 'a', tile=96, val_crops_per_photo=2)
+    assert counts == {'train': 100, 'val': 16}  # 4 rows x (268 or 308 or ~400 px) // 96 tiles per photo
+    demo.build_deblur_dataset(tmp_path / 'b', tile=96, val_crops_per_photo=2)
     for split in ('train', 'val'):
         sharp = sorted(p.name for p in (tmp_path / 'a' / split / 'sharp').glob('*.png'))
         assert sharp == sorted(p.name for p in (tmp_path / 'a' / split / 'blur').glob('*.png'))
         assert len(sharp) == counts[split]
+        differences = []
         for name in sharp:
             gt = cv2.imread(str(tmp_path / 'a' / split / 'sharp' / name))
             lq = cv2.imread(str(tmp_path / 'a' / split / 'blur' / name))
-            assert gt.shape == lq.shape == (64, 64, 3)
-            assert np.abs(gt.astype(int) - lq).mean() > 0.5  # blurred
+            assert gt.shape == lq.shape == (96, 96, 3)
+            differences.append(np.abs(gt.astype(int) - lq).mean())
             assert np.array_equal(lq, cv2.imread(str(tmp_path / 'b' / split / 'blur' / name)))
-    train_photos = {name.rsplit('_', 1)[0] for name in sharp}
-    assert train_photos.isdisjoint(p.stem.rsplit('_', 1)[0] for p in (tmp_path / 'a' / 'train' / 'sharp').glob('*'))
+        assert np.median(differences) > 1.0  # blurred
+    train_pixels = {cv2.imread(str(p)).tobytes() for p in (tmp_path / 'a' / 'train' / 'sharp').glob('*.png')}
+    assert all(cv2.imread(str(p)).tobytes() not in train_pixels for p in (tmp_path / 'a' / 'val' / 'sharp').glob('*'))
 
 
 def test_motion_blur_kernel_is_normalised():
@@ -40,13 +42,13 @@ def test_missing_weights_fall_back_to_random_with_banner(tmp_path):
 
 
 def test_short_demo_run_writes_report_grid_and_curves(tmp_path, tiny_clip_path):
-    report = demo.run_demo(tmp_path, iters=2, clip_weights=tiny_clip_path, crops_per_photo=1)
+    report = demo.run_demo(tmp_path, iters=2, clip_weights=tiny_clip_path)
     text = report.read_text()
     for row in ('| PSNR |', '| PSNR + DDR |', '| blurred input |'):
         assert row in text
     assert 'RANDOM' not in text and tiny_clip_path in text
     grid = cv2.imread(str(tmp_path / 'grid.png'))
-    assert grid.shape[0] == 6 * (128 + 24) and grid.shape[1] == 4 * (128 + 4)  # 6 val crops, 4 columns
+    assert grid.shape[0] == 8 * (128 + 24) and grid.shape[1] == 4 * (128 + 4)  # 8 val crops, 4 columns
     assert cv2.imread(str(tmp_path / 'curves.png')) is not None
     assert (tmp_path / 'experiments' / 'demo_psnr_ddr' / 'models' / 'net_g_latest.pth').is_file()
     assert 'ddr_opt' in (tmp_path / 'demo_psnr_ddr.yml').read_text()
