@@ -84,26 +84,21 @@ class PlainDDR:
         return torch.stack(scores)
 
 
-def nafnet_step(device: torch.device, ddr_loss: DDR, batch: int, size: int, precision: str) -> Callable[[], None]:
-    from basicsr.archs import build_network
-    from ddr_basicsr.losses.psnr_loss import PSNRLoss
-    network = build_network({'type': 'NAFNetLocal', 'width': 64, 'enc_blk_nums': [1, 1, 1, 28], 'middle_blk_num': 1,
-                             'dec_blk_nums': [1, 1, 1, 1]}).to(device).train()
-    optimizer = torch.optim.AdamW(network.parameters(), lr=1e-3, weight_decay=1e-3, betas=(0.9, 0.9))
-    psnr = PSNRLoss()
-    lq, gt = torch.rand(batch, 3, size, size, device=device), torch.rand(batch, 3, size, size, device=device)
-    dtype = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[precision]
+def nafnet_step(device: torch.device, with_ddr: bool, size: int, precision: str) -> Callable[[], None]:
+    """One RestorationModel step of NAFNet-width64 (GoPro layout), batch 4, as in scripts/benchmark_train.py."""
+    from benchmark_train import build_options
+    from ddr_basicsr.models.restoration_model import RestorationModel
+    options = build_options(argparse.Namespace(device=device.type, width=64, clip_model='ViT-B-32',
+                                               clip_pretrained='none'), 'psnr+ddr' if with_ddr else 'psnr', precision)
+    model = RestorationModel(options)
+    generator = torch.Generator().manual_seed(0)
+    batch = {'lq': torch.rand(4, 3, size, size, generator=generator),
+             'gt': torch.rand(4, 3, size, size, generator=generator)}
+    iteration = iter(range(1, 10 ** 9))
 
     def step() -> None:
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            output = network(lq)
-        output = output.float()
-        loss = psnr(output, gt)
-        if ddr_loss is not None:
-            loss = loss - 2.0 * ddr_loss.score(output).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        model.feed_data(batch)
+        model.optimize_parameters(next(iteration))
     return step
 
 
@@ -153,11 +148,14 @@ def main(argv: List[str] = None) -> None:
             plain_ms = None if args.skip_plain else time_call(plain_loss, device, max(2, args.repeats // 4), 1)
             add(f'DDR loss fwd+bwd, batch {batch}, {args.size}²', precision, fast_ms, plain_ms)
         if not args.skip_nafnet:
+            step_ms = {}
             for with_ddr in (False, True):
                 reset_peak(device)
-                step = nafnet_step(device, restoration if with_ddr else None, 4, args.size, precision)
+                step_ms[with_ddr] = time_call(nafnet_step(device, with_ddr, args.size, precision), device, args.repeats)
                 add(f"NAFNet-w64 step, batch 4, {args.size}², PSNR{' + 2.0 DDR' if with_ddr else ''}", precision,
-                    time_call(step, device, args.repeats))
+                    step_ms[with_ddr])
+            print(f'DDR adds {100 * (step_ms[True] / step_ms[False] - 1):.1f} % to the NAFNet step [{precision}]',
+                  flush=True)
         biqa = DDR(pretrained=None, degradations=BIQA_DEGRADATIONS, device=device, precision=precision)
         biqa_plain = PlainDDR(biqa, BIQA_DEGRADATIONS)
         photos = torch.rand(args.biqa_images, 3, 768, 1024, device=device)

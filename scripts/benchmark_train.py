@@ -5,9 +5,9 @@ gradient clipping, PSNR loss alone and PSNR + 2.0 * DDR (ViT-B-32 CLIP), in fp32
 Each configuration runs ``--warmup`` untimed steps, then ``--iters`` timed steps on random data.
 
     python scripts/benchmark_train.py                                  # CUDA, paper setting
-    python scripts/benchmark_train.py --device cpu --size 64 --iters 3 --clip-pretrained none
+    python scripts/benchmark_train.py --device cpu --size 64 --iters 3
 
-``--clip-pretrained none`` uses randomly initialised CLIP weights (same cost, nothing to download);
+``--clip-pretrained none`` (the default) uses randomly initialised CLIP weights (same cost, nothing to download);
 a path loads an OpenAI-format CLIP file.
 """
 import argparse
@@ -85,7 +85,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--iters', type=int, default=20, help='timed iterations per configuration')
     parser.add_argument('--warmup', type=int, default=3, help='untimed iterations first')
     parser.add_argument('--clip-model', default='ViT-B-32', help='open_clip model of DDRLoss')
-    parser.add_argument('--clip-pretrained', default='openai', help="open_clip tag, a CLIP file, or 'none'")
+    parser.add_argument('--clip-pretrained', default='none',
+                        help="'none' (random weights, the same cost; default), an open_clip tag or a CLIP file")
     parser.add_argument('--losses', nargs='+', choices=LOSS_SETS, default=list(LOSS_SETS))
     parser.add_argument('--precisions', nargs='+', choices=PRECISIONS, default=list(PRECISIONS))
     args = parser.parse_args(argv)
