@@ -35,40 +35,40 @@ from basicsr.utils import dist_util, options  # noqa: E402
 _PYTHON_TAG_PREFIX = 'tag:yaml.org,2002:python/'
 
 
-class SafeOrderedLoader(getattr(yaml, 'CSafeLoader', yaml.SafeLoader)):
+class OrderedSafeLoader(getattr(yaml, 'CSafeLoader', yaml.SafeLoader)):
     """Safe YAML loader that returns mappings as ``OrderedDict`` (BasicSR keeps key order)."""
 
 
-class SafeOrderedDumper(getattr(yaml, 'CSafeDumper', yaml.SafeDumper)):
+class OrderedSafeDumper(getattr(yaml, 'CSafeDumper', yaml.SafeDumper)):
     """Safe YAML dumper that writes ``OrderedDict`` as a plain mapping."""
 
 
-def _construct_ordered_mapping(loader: SafeOrderedLoader, node: yaml.MappingNode) -> OrderedDict:
+def _construct_ordered_mapping(loader: OrderedSafeLoader, node: yaml.MappingNode) -> OrderedDict:
     loader.flatten_mapping(node)
     return OrderedDict(loader.construct_pairs(node))
 
 
-def _reject_python_tag(loader: SafeOrderedLoader, tag_suffix: str, node: yaml.Node) -> None:
+def _reject_python_tag(loader: OrderedSafeLoader, tag_suffix: str, node: yaml.Node) -> None:
     raise yaml.constructor.ConstructorError(
         None, None, f"the YAML tag '!!python/{tag_suffix}' is not allowed in option files: it would create Python "
         'objects or run code. ddr-basicsr reads option files with a safe loader; remove the tag (numbers in '
         "exponent form are written '!!float 1e-4')", node.start_mark)
 
 
-SafeOrderedLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_ordered_mapping)
-SafeOrderedLoader.add_multi_constructor(_PYTHON_TAG_PREFIX, _reject_python_tag)
-SafeOrderedDumper.add_representer(OrderedDict, lambda dumper, data: dumper.represent_dict(data.items()))
+OrderedSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_ordered_mapping)
+OrderedSafeLoader.add_multi_constructor(_PYTHON_TAG_PREFIX, _reject_python_tag)
+OrderedSafeDumper.add_representer(OrderedDict, lambda dumper, data: dumper.represent_dict(data.items()))
 
 
 def ordered_yaml() -> Tuple[type, type]:
     """Drop-in for ``basicsr.utils.options.ordered_yaml``: the safe loader and dumper above."""
-    return SafeOrderedLoader, SafeOrderedDumper
+    return OrderedSafeLoader, OrderedSafeDumper
 
 
 def load_yaml(path: str) -> OrderedDict:
     """Read an option file with the safe ordered loader."""
     with open(path, encoding='utf-8') as f:
-        return yaml.load(f, Loader=SafeOrderedLoader)
+        return yaml.load(f, Loader=OrderedSafeLoader)
 
 
 def parse_force_yml_value(value: str) -> Any:
@@ -79,7 +79,7 @@ def parse_force_yml_value(value: str) -> Any:
     if value.strip().lower() == 'none':
         return None
     try:
-        return yaml.load(value, Loader=SafeOrderedLoader)
+        return yaml.load(value, Loader=OrderedSafeLoader)
     except yaml.YAMLError as error:
         raise ValueError(f'--force_yml: cannot parse the value {value!r} as YAML: {error}') from error
 

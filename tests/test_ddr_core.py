@@ -206,9 +206,10 @@ def test_local_openai_state_dict_and_weight_errors(tiny_clip_path, tmp_path, mon
     def offline(*args, **kwargs):
         raise ConnectionError('network is unreachable')
 
-    monkeypatch.setattr(open_clip.factory, 'download_pretrained', offline)
+    monkeypatch.setattr(open_clip.factory, 'download_pretrained', offline)  # the network is never reached
+    hub_tag = 'openai'
     with pytest.raises(ClipWeightsError) as error:
-        DDR(pretrained='openai', device='cpu')
+        DDR(pretrained=hub_tag, device='cpu')
     message = str(error.value)
     assert "'openai' for model 'ViT-B-32'" in message and 'network is unreachable' in message
     assert 'timm/vit_base_patch32_clip_224.openai' in message and "pretrained='/path/to/ViT-B-32.pt'" in message

@@ -52,8 +52,8 @@ def test_safe_loader_rejects_python_tags(tmp_path):
 
 def test_dumper_round_trips_ordered_dicts():
     data = OrderedDict([('b', 1), ('a', OrderedDict([('z', [1, 2]), ('y', None)]))])
-    text = yaml.dump(data, Dumper=host_fixes.SafeOrderedDumper)
-    assert yaml.load(text, Loader=host_fixes.SafeOrderedLoader) == data
+    text = yaml.dump(data, Dumper=host_fixes.OrderedSafeDumper)
+    assert yaml.load(text, Loader=host_fixes.OrderedSafeLoader) == data
     assert text.index('b:') < text.index('a:')
 
 
