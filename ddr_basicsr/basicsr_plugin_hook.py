@@ -89,10 +89,8 @@ def install(site_dir: Optional[str] = None) -> str:
     """Write the ``.pth`` file (atomically) into ``site_dir`` (default: this environment's site-packages)."""
     site_dir = site_dir or sysconfig.get_paths()['purelib']
     target = os.path.join(site_dir, PTH_NAME)
-    temporary = f'{target}.tmp{os.getpid()}'
-    with open(temporary, 'w', encoding='utf-8') as f:
-        f.write(pth_line(os.path.abspath(__file__)))
-    os.replace(temporary, target)
+    from ddr_basicsr.atomic_files import write_text_atomically  # here, not at interpreter start-up
+    write_text_atomically(target, pth_line(os.path.abspath(__file__)))
     return target
 
 

@@ -23,6 +23,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ddr_basicsr.atomic_files import atomic_path, write_text_atomically
+
 #: Colour sample photos shipped inside scikit-image (no download).
 SAMPLE_PHOTOS = ('astronaut.png', 'chelsea.png', 'coffee.png', 'hubble_deep_field.jpg', 'ihc.png', 'retina.jpg',
                  'rocket.jpg', 'motorcycle_left.png')
@@ -217,19 +219,14 @@ def plot_curves(runs: Dict[str, Path], target: Path, val_every: int, iters: int)
     for axis in axes:
         axis.legend(fontsize=8)
     figure.tight_layout()
-    _save_atomically(target, lambda path: figure.savefig(path, dpi=100, format='png'))
+    with atomic_path(str(target)) as temporary:
+        figure.savefig(temporary, dpi=100, format='png')
     plt.close(figure)
 
 
 def _write_image(path: str, image: np.ndarray) -> None:
     if not cv2.imwrite(path, image):
         raise OSError(f'could not write {path}')
-
-
-def _save_atomically(target: Path, write) -> None:
-    temporary = target.with_name(f'.partial-{target.name}')
-    write(str(temporary))
-    os.replace(temporary, target)
 
 
 def restore_validation_set(experiments: Dict[str, Path], data_root: Path, options: Dict[str, dict]):
@@ -275,7 +272,8 @@ def write_grid(names: Sequence[str], blurred, sharp, outputs, labels: Sequence[s
         tiles += [_labelled(outputs[label][name], label) for label in labels]
         tiles.append(_labelled(sharp[name], 'sharp'))
         rows.append(cv2.hconcat(tiles))
-    _save_atomically(target, lambda path: _write_image(path, cv2.vconcat(rows)))
+    with atomic_path(str(target)) as temporary:
+        _write_image(temporary, cv2.vconcat(rows))
 
 
 def write_report(target: Path, table: Dict[str, Tuple[float, float]], counts: Dict[str, int], iters: int,
@@ -293,7 +291,7 @@ def write_report(target: Path, table: Dict[str, Tuple[float, float]], counts: Di
               '![blurred / PSNR / PSNR + DDR / sharp](grid.png)', '', '![training curves](curves.png)', '',
               'A demo this short shows the pipeline working end to end; the paper\'s gains need its full '
               'settings (options/, 200k iterations on GoPro).', '']
-    _save_atomically(target, lambda path: Path(path).write_text('\n'.join(lines), encoding='utf-8'))
+    write_text_atomically(str(target), '\n'.join(lines))
 
 
 def banner(text: str) -> None:

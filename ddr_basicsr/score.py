@@ -15,9 +15,7 @@ import glob
 import io
 import os
 import sys
-import tempfile
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
@@ -27,6 +25,7 @@ import yaml
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ddr_basicsr.atomic_files import write_text_atomically
 from ddr_basicsr.ddr import DDR, PRECISIONS
 from ddr_basicsr.image_io import decode_image, is_image_file, resize_short_side, to_float, to_tensor
 from ddr_basicsr.prompts import BIQA_DEGRADATIONS
@@ -166,30 +165,6 @@ def load_prompts(path: str) -> Dict[str, List[str]]:
         raise ValueError(f'{path}: expected a mapping {{name: [degraded prompt, clean prompt]}}, '
                          f'e.g. {{"haze": ["hazy", "clear"]}}')
     return prompts
-
-
-@contextmanager
-def atomic_path(path: str) -> Iterator[str]:
-    """Yield a temporary path in the folder of ``path``; it is renamed to ``path`` when the block succeeds
-    and removed when it fails, so ``path`` is never half-written."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
-    os.close(handle)
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
-def write_text_atomically(path: str, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_path`."""
-    with atomic_path(path) as temporary:
-        with open(temporary, 'w', encoding='utf-8', newline='') as stream:
-            stream.write(text)
 
 
 def format_csv(results: Sequence[ImageScore], names: Sequence[str]) -> str:

@@ -35,11 +35,11 @@ from basicsr.metrics.niqe import calculate_niqe
 from scipy import stats
 from tqdm import tqdm
 
+from ddr_basicsr.atomic_files import write_text_atomically
 from ddr_basicsr.image_io import decode_image, resize_short_side, to_tensor
 from ddr_basicsr.iqa_datasets import (KONIQ_RESOLUTIONS, KONIQ_SCORE_COLUMNS, LIVE_DMOS_CHOICES, LOADERS,
                                       IQADataset, load_dataset)
-from ddr_basicsr.score import (add_model_arguments, build_ddr, iter_quality_scores, load_prompts,
-                               write_text_atomically)
+from ddr_basicsr.score import add_model_arguments, build_ddr, iter_quality_scores, load_prompts
 
 #: Table 3 of the paper: SRCC of NIQE and of DDR ("Ours") on each dataset.
 PAPER_TABLE3 = {

@@ -52,4 +52,4 @@ def test_short_demo_run_writes_report_grid_and_curves(tmp_path, tiny_clip_path):
     assert cv2.imread(str(tmp_path / 'curves.png')) is not None
     assert (tmp_path / 'experiments' / 'demo_psnr_ddr' / 'models' / 'net_g_latest.pth').is_file()
     assert 'ddr_opt' in (tmp_path / 'demo_psnr_ddr.yml').read_text()
-    assert not list(tmp_path.glob('.partial-*'))
+    assert not list(tmp_path.glob('.*partial-*'))

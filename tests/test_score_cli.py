@@ -165,15 +165,3 @@ def test_benchmark_script_smoke(tiny_clip_path, capsys):
     assert float(lines[2].split()[2]) > 0 and float(lines[3].split()[2]) > 0
     assert lines[4].startswith('max |score - float32 one-at-a-time score| over 1 images')
     assert float(lines[4].split()[-1]) < 1e-5
-
-
-def test_atomic_path_leaves_the_target_untouched_on_failure(tmp_path):
-    target = tmp_path / 'result.csv'
-    target.write_text('old')
-    with pytest.raises(RuntimeError):
-        with score_module.atomic_path(str(target)) as temporary:
-            Path(temporary).write_text('half')
-            raise RuntimeError('interrupted')
-    assert target.read_text() == 'old' and [p.name for p in tmp_path.iterdir()] == ['result.csv']
-    score_module.write_text_atomically(str(target), 'new')
-    assert target.read_text() == 'new' and [p.name for p in tmp_path.iterdir()] == ['result.csv']

@@ -1,0 +1,31 @@
+"""Files written whole or not at all: write to a temporary file beside the target, then rename."""
+import os
+import tempfile
+from contextlib import contextmanager
+from typing import Iterator
+
+
+@contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """Yield a temporary path in the folder of ``path`` with the same extension (image writers choose the
+    format by it); it is renamed to ``path`` when the block succeeds and removed when it fails."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    stem, extension = os.path.splitext(os.path.basename(path))
+    handle, temporary = tempfile.mkstemp(prefix=f'.{stem}.partial-', suffix=extension, dir=folder)
+    os.close(handle)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def write_text_atomically(path: str, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_path`."""
+    with atomic_path(path) as temporary:
+        with open(temporary, 'w', encoding='utf-8', newline='') as stream:
+            stream.write(text)
