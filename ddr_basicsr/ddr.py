@@ -189,7 +189,8 @@ class DDR(nn.Module):
             directions = directions * std.unsqueeze(1) + mean.unsqueeze(1)
         return feature_distance(features, features.unsqueeze(1) + directions, self.distance)
 
-    def _pixel_responses(self, x: torch.Tensor) -> torch.Tensor:
+    def _pixel_responses(self, x: torch.Tensor) -> Tuple[torch.Tensor, int]:
+        """DDR_d with F_d = Φ_v(D(i, ω_d)) (Eq. 2): (B·n, D) responses of the n patches of each image, and n."""
         generator = torch.Generator(device=x.device).manual_seed(self.seed)
         views = [x] + [PIXEL_DEGRADATIONS[name](x, level, generator) for name, level in self.pixel_levels.items()]
         patches, count = self._patches(torch.cat(views))
