@@ -1,6 +1,5 @@
 """scripts/descriptor_report.py: attributes (colorfulness, CPBD sharpness), SRCC table, montage."""
 import csv
-import importlib.util
 import math
 from pathlib import Path
 
@@ -9,17 +8,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from script_loading import load_script
 from test_iqa_datasets import write_csiq
 
-SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'descriptor_report.py'
 
 
 @pytest.fixture(scope='module')
 def report():
-    spec = importlib.util.spec_from_file_location('descriptor_report', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('descriptor_report')
 
 
 def _read_csv(path):

@@ -1,8 +1,6 @@
 """scripts/eval_biqa.py on miniature datasets: outputs, score directions, NIQE, resumable cache."""
 import csv
-import importlib.util
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,18 +9,15 @@ from scipy import stats
 
 from ddr_basicsr import score as score_module
 from basicsr.metrics.niqe import calculate_niqe
+from script_loading import load_script
 from test_iqa_datasets import WRITERS, write_tid2013
 
-SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'eval_biqa.py'
 _BUILT_DDR = {}
 
 
 @pytest.fixture(scope='module')
 def eval_biqa():
-    spec = importlib.util.spec_from_file_location('eval_biqa', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('eval_biqa')
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,6 @@
 """Option files of the paper's experiment matrix (options/): generated, safely loadable, faithful to the
 paper and the official configs, and buildable on the CPU with tiny substitutes (tiny CLIP, random VGG)."""
 import copy
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -11,6 +10,7 @@ import open_clip
 import pytest
 import torch
 
+from script_loading import load_script
 from ddr_basicsr import compat  # noqa: F401  (before basicsr)
 from ddr_basicsr.host_fixes import load_yaml
 from ddr_basicsr.train import check_model_options
@@ -58,10 +58,7 @@ def load(path: Path) -> Dict[str, Any]:
 
 
 def load_generator():
-    spec = importlib.util.spec_from_file_location('make_option_files', ROOT / 'scripts' / 'make_option_files.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('make_option_files')
 
 
 def strings(value: Any) -> Iterator[str]:

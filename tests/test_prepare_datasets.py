@@ -1,10 +1,8 @@
 """scripts/prepare_{gopro,realblur,realsr_city100}.py on miniature copies of each dataset's real layout: outputs
 are paired, cropped and counted correctly, re-runs skip, failures leave nothing half-written, and the result
 feeds BasicSR's PairedImageDataset at the paths the option files use."""
-import importlib.util
 import zlib
 from pathlib import Path
-from types import ModuleType
 from typing import Dict, List, Tuple
 
 import cv2
@@ -12,6 +10,7 @@ import lmdb
 import numpy as np
 import pytest
 
+from script_loading import load_script
 from ddr_basicsr import compat  # noqa: F401  (before basicsr)
 from ddr_basicsr.data_prep import CropSpec, partial_path
 from ddr_basicsr.host_fixes import load_yaml
@@ -20,13 +19,6 @@ from basicsr.data.paired_image_dataset import PairedImageDataset
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (48, 64)  # (h, w) of the miniature images
 SMALL_CROP = ['--crop-size', '32', '--step', '16']  # 2 x 3 = 6 sub-images per 48 x 64 image
-
-
-def load_script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / 'scripts' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def seed_of(*parts: object) -> int:

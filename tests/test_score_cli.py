@@ -1,15 +1,14 @@
 """The ``ddr-score`` command and its batched scoring engine (tiny random CLIP, CPU)."""
 import csv
-import importlib.util
 import io
 import os
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
+from script_loading import load_script
 from ddr_basicsr import score as score_module
 from ddr_basicsr.ddr import DDR
 from ddr_basicsr.image_io import read_image
@@ -153,10 +152,7 @@ def test_score_images_accepts_uint8(tiny_ddr):
 
 
 def test_benchmark_script_smoke(tiny_clip_path, capsys):
-    script = Path(__file__).resolve().parents[1] / 'scripts' / 'benchmark_biqa.py'
-    spec = importlib.util.spec_from_file_location('benchmark_biqa', script)
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
+    benchmark = load_script('benchmark_biqa')
     assert benchmark.main(['--num-images', '4', '--size', '96x64', '--batch-size', '2', '--workers', '0',
                            '--warmup', '1', '--check-images', '1', '--pretrained', tiny_clip_path,
                            '--device', 'cpu']) == 0
