@@ -98,7 +98,7 @@ def iter_quality_scores(ddr: DDR, paths: Sequence[str], batch_size: int = 32, wo
     if workers < 0:
         raise ValueError(f'workers must be 0 or more, got {workers}')
     loader = DataLoader(ImageFiles(paths, short_side), batch_size=None, shuffle=False, num_workers=workers,
-                        collate_fn=_unchanged, pin_memory=ddr.device.type == 'cuda',
+                        collate_fn=_unchanged, pin_memory=False,  # pinning each image cost 30 % on an H100
                         prefetch_factor=max(2, -(-batch_size // workers)) if workers else None)
     groups: Dict[Tuple[int, ...], List[Tuple[int, torch.Tensor]]] = defaultdict(list)
     pending = 0
@@ -211,7 +211,7 @@ def add_model_arguments(parser: argparse.ArgumentParser,
                         help='open_clip weights tag or local file (default: openai); "none" = random weights')
     parser.add_argument('--device', default=None, help='cpu, cuda, cuda:1, ... (default: cuda when available)')
     parser.add_argument('--precision', default='fp32', choices=list(PRECISIONS),
-                        help='image-encoder precision (default: fp32)')
+                        help='image-encoder precision (default: fp32; auto: bf16 on a GPU, fp32 on a CPU)')
     parser.add_argument('--batch-size', type=int, default=32, help='images per encoder call (default: 32)')
     parser.add_argument('--workers', type=int, default=min(4, os.cpu_count() or 1),
                         help='image-decoding processes (0: decode in the main process; default: min(4, CPUs))')

@@ -14,6 +14,8 @@ one image at a time; the largest absolute difference is printed (target: below 1
     python scripts/benchmark_biqa.py --device cpu --pretrained none --num-images 16 --batch-size 8  # smoke
 """
 import argparse
+import functools
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -28,20 +30,27 @@ from ddr_basicsr.image_io import decode_image, read_image, to_tensor
 from ddr_basicsr.score import add_model_arguments, build_ddr, iter_quality_scores, load_prompts, score_images
 
 
-def write_jpegs(folder: str, count: int, width: int, height: int, seed: int = 0) -> List[str]:
-    """``count`` synthetic photos (smooth colour fields, edges and noise), JPEG quality 90."""
-    rng = np.random.default_rng(seed)
-    paths = []
-    for index in range(count):
-        coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
-        image = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC).astype(np.float32)
-        blocks = cv2.resize(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), (width, height),
-                            interpolation=cv2.INTER_NEAREST)
-        image = 0.7 * image + 0.3 * blocks + rng.normal(0, 3 + index % 7, image.shape)
-        path = os.path.join(folder, f'bench_{index:05d}.jpg')
-        assert cv2.imwrite(path, np.clip(image, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 90])
-        paths.append(path)
-    return paths
+def write_jpeg(folder: str, width: int, height: int, index: int, seed: int = 0) -> str:
+    """One synthetic photo (smooth colour field, edges and noise), JPEG quality 90; returns its path."""
+    rng = np.random.default_rng((seed, index))
+    coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    image = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    blocks = cv2.resize(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), (width, height),
+                        interpolation=cv2.INTER_NEAREST)
+    image = 0.7 * image + 0.3 * blocks + rng.normal(0, 3 + index % 7, image.shape).astype(np.float32)
+    path = os.path.join(folder, f'bench_{index:05d}.jpg')
+    if not cv2.imwrite(path, np.clip(image, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 90]):
+        raise OSError(f'could not write {path}')
+    return path
+
+
+def write_jpegs(folder: str, count: int, width: int, height: int, processes: int = 1) -> List[str]:
+    """``count`` synthetic photos written by ``processes`` processes."""
+    write = functools.partial(write_jpeg, folder, width, height)
+    if processes <= 1:
+        return [write(index) for index in range(count)]
+    with multiprocessing.Pool(processes) as pool:
+        return pool.map(write, range(count), chunksize=16)
 
 
 def synchronize(device: torch.device) -> None:
@@ -107,7 +116,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             paths = sorted(os.path.join(args.images, name) for name in os.listdir(args.images)
                            if name.lower().endswith(('.jpg', '.jpeg')))[:args.num_images]
         else:
-            paths = write_jpegs(folder, args.num_images, width, height)
+            paths = write_jpegs(folder, args.num_images, width, height, max(1, args.workers))
         if not paths:
             raise FileNotFoundError(f'no JPEG to benchmark in {args.images}')
         ddr = seeded_ddr(args, args.precision)
