@@ -23,7 +23,7 @@ def test_ddr_loss_is_minus_weighted_mean_ddr(tiny_clip_path, reference_vectors):
     assert abs(value.item() - 2.0 * float(reference_vectors['loss_restoration_set'])) < 2e-5
     value.backward()
     assert torch.allclose(images.grad, 2.0 * torch.tensor(reference_vectors['loss_restoration_set_grad']), atol=1e-5)
-    assert loss(images.detach()).item() == pytest.approx(value.item(), abs=1e-7)  # target is optional
+    assert loss(images.detach()).item() == pytest.approx(value.item(), abs=1e-5)  # target is optional
     assert not any(p.requires_grad for p in loss.parameters())
     loss.train()
     assert not loss.ddr.clip.training
