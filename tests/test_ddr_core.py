@@ -166,6 +166,8 @@ def test_reduced_precision_is_close_to_float32(tiny_clip_path, reference_vectors
     fp32 = DDR(pretrained=tiny_clip_path, device='cpu').score(images)
     bf16 = DDR(pretrained=tiny_clip_path, device='cpu', precision='bf16').score(images)
     assert torch.allclose(bf16, fp32, rtol=5e-2)
+    auto = DDR(pretrained=tiny_clip_path, device='cpu', precision='auto')
+    assert torch.equal(auto.score(images), fp32)  # auto is fp32 on a CPU
     with pytest.raises(ValueError, match='unknown precision'):
         DDR(pretrained=tiny_clip_path, precision='int8', device='cpu')
 

@@ -18,7 +18,10 @@ class DDRLoss(nn.Module):
 
     No reference is needed: ``forward(pred, target=None)`` ignores ``target`` so the loss fits slots
     that pass (output, gt). The frozen CLIP lives in this module, never in the restoration network,
-    its optimizer or its checkpoints.
+    its optimizer or its checkpoints. On a GPU the CLIP forward and backward replay as CUDA graphs
+    (``cuda_graphs``, see ``DDR``): compute the loss once per backward, as a training step does.
+    ``precision: auto`` (default) runs CLIP in bf16 autocast on a GPU, as the authors' code runs it in
+    fp16, and in fp32 on a CPU; 'fp32' forces float32 everywhere.
     """
 
     requires_reference = False
@@ -26,14 +29,15 @@ class DDRLoss(nn.Module):
     def __init__(self, loss_weight: float = 1.0, degradations: Optional[Sequence] = RESTORATION_DEGRADATIONS,
                  prompts: Optional[Mapping[str, Sequence[str]]] = None, model: str = 'ViT-B-32',
                  pretrained: Optional[str] = 'openai', adaptation: bool = True, distance: str = 'cosine',
-                 precision: str = 'fp32', reduction: str = 'mean'):
+                 precision: str = 'auto', reduction: str = 'mean', cuda_graphs: bool = True):
         super().__init__()
         if reduction not in REDUCTIONS:
             raise ValueError(f"unknown reduction '{reduction}' for DDRLoss; choose one of {', '.join(REDUCTIONS)}")
         self.loss_weight = float(loss_weight)
         self.reduction = reduction
         self.ddr = DDR(model=model, pretrained=pretrained, degradations=degradations, prompts=prompts,
-                       adaptation=adaptation, distance=distance, device='cpu', precision=precision)
+                       adaptation=adaptation, distance=distance, device='cpu', precision=precision,
+                       cuda_graphs=cuda_graphs)
 
     def forward(self, pred: torch.Tensor, target: Optional[torch.Tensor] = None, **kwargs) -> torch.Tensor:
         loss = -self.ddr.score(pred)
