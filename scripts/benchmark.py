@@ -5,6 +5,9 @@
 Prints a Markdown table. Random weights of the real ViT-B/32 shapes, so it runs anywhere, offline.
 Each DDR figure is compared, in the same run, with a plain per-image implementation of the same maths
 (one image and one degradation at a time, prompts encoded on every call), whose result must agree.
+On a GPU the loss is also timed without CUDA graphs (``cuda_graphs=False``), and the numbers of every
+mode are compared on natural photographs (scikit-image's samples): CUDA graphs against eager float32,
+bf16 against float32.
 """
 import argparse
 import sys
@@ -13,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Dict, List
 
 import torch
+from skimage import data as sample_images
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -42,15 +46,40 @@ def time_call(function: Callable[[], object], device: torch.device, repeats: int
     return sorted(times)[len(times) // 2]
 
 
+def time_interleaved(functions: Dict[str, Callable[[], None]], device: torch.device, repeats: int,
+                     warmup: int = 3) -> Dict[str, tuple]:
+    """{name: (median ms, peak MB)}: the functions run in turn each repeat, so drifts hit all alike."""
+    peaks = {}
+    for name, function in functions.items():
+        reset_peak(device)
+        for _ in range(warmup):
+            function()
+        synchronize(device)
+        peaks[name] = peak_memory_mb(device)
+    times = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            synchronize(device)
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: (sorted(values)[len(values) // 2], peaks[name]) for name, values in times.items()}
+
+
+_MEMORY_BASELINE = {}
+
+
 def peak_memory_mb(device: torch.device) -> str:
+    """MB allocated at peak since ``reset_peak``, beyond what was allocated then."""
     if device.type != 'cuda':
         return 'n/a'
-    return f'{torch.cuda.max_memory_allocated(device) / 2 ** 20:.0f}'
+    return f'{(torch.cuda.max_memory_allocated(device) - _MEMORY_BASELINE.get(device, 0)) / 2 ** 20:.0f}'
 
 
 def reset_peak(device: torch.device) -> None:
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
+        _MEMORY_BASELINE[device] = torch.cuda.memory_allocated(device)
 
 
 class PlainDDR:
@@ -84,12 +113,65 @@ class PlainDDR:
         return torch.stack(scores)
 
 
+def natural_photos(device: torch.device) -> List[torch.Tensor]:
+    """Four scikit-image sample photographs as (3, H, W) float tensors in [0, 1]."""
+    photos = [sample_images.astronaut(), sample_images.chelsea(), sample_images.coffee(), sample_images.rocket()]
+    return [torch.from_numpy(photo).permute(2, 0, 1).float().div(255).to(device) for photo in photos]
+
+
+def center_crops(photos: List[torch.Tensor], size: int) -> torch.Tensor:
+    crops = []
+    for photo in photos:
+        top, left = (photo.shape[1] - size) // 2, (photo.shape[2] - size) // 2
+        crops.append(photo[:, top:top + size, left:left + size])
+    return torch.stack(crops)
+
+
+def relative_gap(value: torch.Tensor, reference: torch.Tensor) -> float:
+    return ((value - reference).abs() / reference.abs()).max().item()
+
+
+def fidelity(restoration: DDR, biqa: DDR, photos: List[torch.Tensor], size: int) -> List[str]:
+    """Lines comparing CUDA graphs with eager float32, and bf16 with float32, on natural photographs."""
+    crops = center_crops(photos, min(size, *(min(photo.shape[1:]) for photo in photos)))
+
+    def loss_path(ddr: DDR, precision: str, cuda_graphs: bool) -> tuple:
+        ddr.precision, ddr.cuda_graphs = precision, cuda_graphs
+        x = crops.clone().requires_grad_(True)
+        score = ddr.score(x)
+        (-score.mean()).backward()
+        return score.detach(), x.grad
+
+    def biqa_path(precision: str) -> torch.Tensor:
+        biqa.precision = precision
+        return biqa.quality(photos)
+
+    eager_score, eager_grad = loss_path(restoration, 'fp32', False)
+    lines = []
+    if crops.is_cuda:
+        graph_score, graph_grad = loss_path(restoration, 'fp32', True)
+        lines.append(f'fp32 loss path, CUDA graphs vs eager: max |score difference| '
+                     f'{(graph_score - eager_score).abs().max().item():.2e}, max |gradient difference| '
+                     f'{(graph_grad - eager_grad).abs().max().item():.2e}')
+    bf16_score, _ = loss_path(restoration, 'bf16', crops.is_cuda)
+    fp32_quality = biqa_path('fp32')
+    lines.append(f'bf16 vs fp32 on {len(photos)} natural photos: loss-path scores max relative difference '
+                 f'{relative_gap(bf16_score, eager_score):.2e}; blind-IQA quality max relative difference '
+                 f'{relative_gap(biqa_path("bf16"), fp32_quality):.2e}')
+    restoration.precision, restoration.cuda_graphs = 'fp32', True
+    return lines
+
+
 def nafnet_step(device: torch.device, with_ddr: bool, size: int, precision: str) -> Callable[[], None]:
-    """One RestorationModel step of NAFNet-width64 (GoPro layout), batch 4, as in scripts/benchmark_train.py."""
+    """One RestorationModel step of NAFNet-width64 (GoPro layout), batch 4, as in scripts/benchmark_train.py.
+
+    The network trains in fp32 (the paper's setting); ``precision`` is DDRLoss's CLIP precision.
+    """
     from benchmark_train import build_options
     from ddr_basicsr.models.restoration_model import RestorationModel
     options = build_options(argparse.Namespace(device=device.type, width=64, clip_model='ViT-B-32',
-                                               clip_pretrained='none'), 'psnr+ddr' if with_ddr else 'psnr', precision)
+                                               clip_pretrained='none'), 'psnr+ddr' if with_ddr else 'psnr', 'fp32',
+                            ddr_precision=precision)
     model = RestorationModel(options)
     generator = torch.Generator().manual_seed(0)
     batch = {'lq': torch.rand(4, 3, size, size, generator=generator),
@@ -117,13 +199,14 @@ def main(argv: List[str] = None) -> None:
     torch.manual_seed(0)
     rows: List[Dict[str, str]] = []
 
-    def add(measure: str, precision: str, ms: float, plain_ms: float = None, unit: str = 'ms') -> None:
+    def add(measure: str, precision: str, ms: float, plain_ms: float = None, unit: str = 'ms',
+            peak: str = None) -> None:
         value = f'{ms:.1f} ms' if unit == 'ms' else f'{1000 * args.biqa_images / ms:.1f} img/s'
         plain = '' if plain_ms is None else (f'{plain_ms:.1f} ms' if unit == 'ms'
                                                else f'{1000 * args.biqa_images / plain_ms:.1f} img/s')
         ratio = '' if plain_ms is None else f'{plain_ms / ms:.2f}x'
         rows.append({'measure': measure, 'precision': precision, 'ddr-basicsr': value, 'plain per-image': plain,
-                     'speed-up': ratio, 'peak MB': peak_memory_mb(device)})
+                     'speed-up': ratio, 'peak MB': peak or peak_memory_mb(device)})
         print(f'{measure} [{precision}]: {value} (plain: {plain or "-"}, speed-up {ratio or "-"})', flush=True)
 
     for precision in args.precisions.split(','):
@@ -147,15 +230,23 @@ def main(argv: List[str] = None) -> None:
             fast_ms = time_call(fast_loss, device, args.repeats)
             plain_ms = None if args.skip_plain else time_call(plain_loss, device, max(2, args.repeats // 4), 1)
             add(f'DDR loss fwd+bwd, batch {batch}, {args.size}²', precision, fast_ms, plain_ms)
-        if not args.skip_nafnet:
-            step_ms = {}
-            for with_ddr in (False, True):
+            if device.type == 'cuda':
+                restoration.cuda_graphs = False
                 reset_peak(device)
-                step_ms[with_ddr] = time_call(nafnet_step(device, with_ddr, args.size, precision), device, args.repeats)
-                add(f"NAFNet-w64 step, batch 4, {args.size}², PSNR{' + 2.0 DDR' if with_ddr else ''}", precision,
-                    step_ms[with_ddr])
-            print(f'DDR adds {100 * (step_ms[True] / step_ms[False] - 1):.1f} % to the NAFNet step [{precision}]',
-                  flush=True)
+                eager_ms = time_call(fast_loss, device, args.repeats)
+                restoration.cuda_graphs = True
+                add(f'DDR loss fwd+bwd, batch {batch}, {args.size}², cuda_graphs=False', precision, eager_ms, plain_ms)
+        if not args.skip_nafnet:
+            steps = {'PSNR': nafnet_step(device, False, args.size, precision),
+                     'PSNR + 2.0 DDR': nafnet_step(device, True, args.size, precision)}
+            step_ms = time_interleaved(steps, device, 3 * args.repeats)
+            for name, (ms, peak) in step_ms.items():
+                add(f'NAFNet-w64 fp32 step, batch 4, {args.size}², {name}', precision, ms, peak=peak)
+            added = 100 * (step_ms['PSNR + 2.0 DDR'][0] / step_ms['PSNR'][0] - 1)
+            print(f'DDR adds {added:.1f} % to the NAFNet step [{precision}]', flush=True)
+            del steps
+            if device.type == 'cuda':
+                torch.cuda.empty_cache()
         biqa = DDR(pretrained=None, degradations=BIQA_DEGRADATIONS, device=device, precision=precision)
         biqa_plain = PlainDDR(biqa, BIQA_DEGRADATIONS)
         photos = torch.rand(args.biqa_images, 3, 768, 1024, device=device)
@@ -165,12 +256,18 @@ def main(argv: List[str] = None) -> None:
             plain_ms = None if args.skip_plain else time_call(lambda: biqa_plain.score(photos), device, 2, 1)
         add(f'blind IQA, 1024x768 on {device.type}, 4 degradations', precision, fast_ms, plain_ms, unit='img/s')
 
+    notes = fidelity(restoration, biqa, natural_photos(device), args.size)
+    for line in notes:
+        print(line, flush=True)
+
     header = list(rows[0])
     print('\n| ' + ' | '.join(header) + ' |\n|' + '---|' * len(header))
     for row in rows:
         print('| ' + ' | '.join(row[key] for key in header) + ' |')
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'CPU, {torch.get_num_threads()} threads'
     print(f'\ndevice: {name}; torch {torch.__version__}; random ViT-B-32 weights')
+    for line in notes:
+        print(f'- {line}')
 
 
 if __name__ == '__main__':

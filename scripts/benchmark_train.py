@@ -26,8 +26,12 @@ LOSS_SETS = ('psnr', 'psnr+ddr')
 PRECISIONS = ('fp32', 'bf16')
 
 
-def build_options(args: argparse.Namespace, loss_set: str, precision: str) -> dict:
-    """BasicSR option dict of a RestorationModel as in the paper's NAFNet training (Sec. 4.1)."""
+def build_options(args: argparse.Namespace, loss_set: str, precision: str, ddr_precision: str = 'auto') -> dict:
+    """BasicSR option dict of a RestorationModel as in the paper's NAFNet training (Sec. 4.1).
+
+    ``precision``: the restoration network's (fp32 or bf16 autocast); ``ddr_precision``: DDRLoss's CLIP
+    encoder's ('auto', its default, is bf16 on a GPU).
+    """
     train = {
         'optim_g': {'type': 'AdamW', 'lr': 1e-3, 'weight_decay': 1e-3, 'betas': [0.9, 0.9]},
         'scheduler': {'type': 'TrueCosineAnnealingLR', 'T_max': 400000, 'eta_min': 1e-7},
@@ -38,7 +42,8 @@ def build_options(args: argparse.Namespace, loss_set: str, precision: str) -> di
     }
     if loss_set == 'psnr+ddr':
         pretrained = None if args.clip_pretrained.lower() == 'none' else args.clip_pretrained
-        train['ddr_opt'] = {'type': 'DDRLoss', 'loss_weight': 2.0, 'model': args.clip_model, 'pretrained': pretrained}
+        train['ddr_opt'] = {'type': 'DDRLoss', 'loss_weight': 2.0, 'model': args.clip_model, 'pretrained': pretrained,
+                            'precision': ddr_precision}
     return {
         'name': 'benchmark', 'model_type': 'RestorationModel', 'scale': 1, 'is_train': True, 'dist': False,
         'num_gpu': 1 if args.device == 'cuda' else 0, 'network_g': {**NAFNET_GOPRO, 'width': args.width},
