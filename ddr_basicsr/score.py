@@ -1,7 +1,7 @@
 """``ddr-score``: blind-IQA DDR of image files (Sec. 3.3, Eq. 7) as CSV, and the batched scoring engine.
 
-Engine: images are decoded in DataLoader worker processes (:mod:`ddr_basicsr.image_io`), grouped by
-size, and each group of ``batch_size`` equal-size images goes to the GPU as one batch, so one CLIP
+Engine: images are decoded in DataLoader worker processes (:mod:`ddr_basicsr.image_io`), sent to this
+process stacked by size a chunk of files at a time, grouped by size, and each group of ``batch_size`` equal-size images goes to the GPU as one batch, so one CLIP
 encoder call sees the square patches of many images. The CSV has one row per input file: ``path``,
 ``ddr`` (the blind-IQA score, mean over the degradation set; higher = better quality), one column per
 degradation (DDR_d with patch averaging) and ``error`` (empty when the image was scored).
@@ -32,6 +32,8 @@ from ddr_basicsr.prompts import BIQA_DEGRADATIONS
 
 #: Images of one size kept waiting for a full batch, at most this many batches' worth in all.
 MAX_PENDING_BATCHES = 4
+#: Files decoded per worker task (their images cross to the main process stacked by size).
+DECODE_CHUNK = 8
 
 
 @dataclass
@@ -63,8 +65,17 @@ class ImageFiles(Dataset):
         return index, image, ''
 
 
-def _unchanged(sample):
-    return sample
+def stack_by_size(samples: List[Tuple[int, Optional[torch.Tensor], str]]) -> Tuple[list, list]:
+    """Collates a chunk of decoded files in the worker: ([(index, error)] of failures, [(indices, (n, 3, H, W)
+    tensor)] per image size and dtype). One stacked tensor crosses the process boundary instead of n images."""
+    failures = [(index, error) for index, image, error in samples if image is None]
+    by_kind: Dict[tuple, List[Tuple[int, torch.Tensor]]] = defaultdict(list)
+    for index, image, _ in samples:
+        if image is not None:
+            by_kind[(tuple(image.shape), image.dtype)].append((index, image))
+    stacks = [([index for index, _ in members], torch.stack([image for _, image in members]))
+              for members in by_kind.values()]
+    return failures, stacks
 
 
 def score_images(ddr: DDR, images: List[torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -97,32 +108,36 @@ def iter_quality_scores(ddr: DDR, paths: Sequence[str], batch_size: int = 32, wo
         raise ValueError(f'batch_size must be at least 1, got {batch_size}')
     if workers < 0:
         raise ValueError(f'workers must be 0 or more, got {workers}')
-    loader = DataLoader(ImageFiles(paths, short_side), batch_size=None, shuffle=False, num_workers=workers,
-                        collate_fn=_unchanged, pin_memory=False,  # pinning each image cost 30 % on an H100
-                        prefetch_factor=max(2, -(-batch_size // workers)) if workers else None)
+    loader = DataLoader(ImageFiles(paths, short_side), batch_size=DECODE_CHUNK, shuffle=False, num_workers=workers,
+                        collate_fn=stack_by_size,
+                        prefetch_factor=max(2, -(-batch_size // (workers * DECODE_CHUNK))) if workers else None)
     groups: Dict[Tuple[int, ...], List[Tuple[int, torch.Tensor]]] = defaultdict(list)
     pending = 0
     with tqdm(total=len(paths), unit='img', desc=description, disable=not progress, file=sys.stderr) as bar:
         def flush(shape):
             nonlocal pending
-            group = groups.pop(shape)
+            group, rest = groups[shape][:batch_size], groups[shape][batch_size:]
+            if rest:
+                groups[shape] = rest
+            else:
+                del groups[shape]
             pending -= len(group)
             results = _score_group(ddr, paths, group)
             bar.update(len(results))
             return results
 
-        for index, image, error in loader:
-            if image is None:
+        for failures, stacks in loader:
+            for index, error in failures:
                 bar.update(1)
                 yield ImageScore(index, paths[index], error=error)
-                continue
-            shape = tuple(image.shape)
-            groups[shape].append((index, image))
-            pending += 1
-            if len(groups[shape]) >= batch_size:
-                yield from flush(shape)
-            elif pending >= MAX_PENDING_BATCHES * batch_size:
-                yield from flush(max(groups, key=lambda key: len(groups[key])))
+            for indices, stack in stacks:
+                shape = tuple(stack.shape[1:])
+                groups[shape].extend(zip(indices, stack.unbind(0)))
+                pending += len(indices)
+                while len(groups.get(shape, ())) >= batch_size:
+                    yield from flush(shape)
+                if pending >= MAX_PENDING_BATCHES * batch_size:
+                    yield from flush(max(groups, key=lambda key: len(groups[key])))
         while groups:
             yield from flush(next(iter(groups)))
 

@@ -13,7 +13,7 @@ from ddr_basicsr import score as score_module
 from ddr_basicsr.ddr import DDR
 from ddr_basicsr.image_io import read_image
 from ddr_basicsr.prompts import BIQA_DEGRADATIONS
-from ddr_basicsr.score import collect_inputs, iter_quality_scores, main
+from ddr_basicsr.score import collect_inputs, iter_quality_scores, main, stack_by_size
 
 
 @pytest.fixture(scope='module')
@@ -132,6 +132,31 @@ def test_engine_batches_and_worker_processes_agree(tiny_ddr, image_folder, monke
         assert batched[path].error == single[path].error
         if not batched[path].error:
             assert batched[path].quality == pytest.approx(single[path].quality, abs=1e-6)
+
+
+def test_workers_send_images_stacked_by_size_and_dtype():
+    small, wide = torch.zeros(3, 4, 6, dtype=torch.uint8), torch.ones(3, 6, 4, dtype=torch.uint8)
+    failures, stacks = stack_by_size([(0, small, ''), (1, None, 'corrupt'), (2, wide, ''), (3, small + 1, ''),
+                                      (4, small.float(), '')])
+    assert failures == [(1, 'corrupt')]
+    assert [(indices, tuple(stack.shape), stack.dtype) for indices, stack in stacks] == [
+        ([0, 3], (2, 3, 4, 6), torch.uint8), ([2], (1, 3, 6, 4), torch.uint8), ([4], (1, 3, 4, 6), torch.float32)]
+    assert torch.equal(stacks[0][1][1], small + 1)
+
+
+def test_engine_batches_never_exceed_batch_size_across_chunks(tiny_ddr, image_folder, monkeypatch):
+    paths = sorted(str(path) for path in image_folder.glob('*') if path.suffix != '.txt') * 3
+    calls = []
+    original = score_module.score_images
+
+    def counting(ddr, images):
+        calls.append(len(images))
+        return original(ddr, images)
+
+    monkeypatch.setattr(score_module, 'score_images', counting)
+    results = list(iter_quality_scores(tiny_ddr, paths, batch_size=3, workers=2, progress=False))
+    assert len(results) == 21 and sum(1 for result in results if result.error) == 3
+    assert max(calls) == 3 and sum(calls) == 18
 
 
 def test_images_too_small_for_ddr_fail_alone(tiny_ddr, tmp_path):
