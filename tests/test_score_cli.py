@@ -37,6 +37,20 @@ def image_folder(tmp_path):
     return folder
 
 
+@pytest.fixture()
+def score_calls(monkeypatch):
+    """Sizes of the batches the engine passes to ``score_images``, in call order."""
+    calls = []
+    original = score_module.score_images
+
+    def counting(ddr, images):
+        calls.append(len(images))
+        return original(ddr, images)
+
+    monkeypatch.setattr(score_module, 'score_images', counting)
+    return calls
+
+
 def _read_csv(text):
     return list(csv.DictReader(io.StringIO(text)))
 
@@ -112,21 +126,13 @@ def test_collect_inputs_recursive(image_folder):
     assert 'x.bmp' not in flat and 'x.bmp' in deep and 'notes.txt' not in deep
 
 
-def test_engine_batches_and_worker_processes_agree(tiny_ddr, image_folder, monkeypatch):
+def test_engine_batches_and_worker_processes_agree(tiny_ddr, image_folder, score_calls):
     paths = sorted(str(path) for path in image_folder.glob('*') if path.suffix != '.txt')
-    calls = []
-    original = score_module.score_images
-
-    def counting(ddr, images):
-        calls.append(len(images))
-        return original(ddr, images)
-
-    monkeypatch.setattr(score_module, 'score_images', counting)
     batched = {r.path: r for r in iter_quality_scores(tiny_ddr, paths, batch_size=8, workers=1, progress=False)}
-    assert sorted(calls) == [1, 1, 4]  # the four 48x64 images (8- and 16-bit) in one call; 64x48, 40x40 alone
-    calls.clear()
+    assert sorted(score_calls) == [1, 1, 4]  # the four 48x64 images (8- and 16-bit) in one call; 64x48, 40x40 alone
+    score_calls.clear()
     single = {r.path: r for r in iter_quality_scores(tiny_ddr, paths, batch_size=1, workers=0, progress=False)}
-    assert calls == [1] * 6
+    assert score_calls == [1] * 6
     assert set(batched) == set(single) == set(paths)
     for path in paths:
         assert batched[path].error == single[path].error
@@ -144,19 +150,11 @@ def test_workers_send_images_stacked_by_size_and_dtype():
     assert torch.equal(stacks[0][1][1], small + 1)
 
 
-def test_engine_batches_never_exceed_batch_size_across_chunks(tiny_ddr, image_folder, monkeypatch):
+def test_engine_batches_never_exceed_batch_size_across_chunks(tiny_ddr, image_folder, score_calls):
     paths = sorted(str(path) for path in image_folder.glob('*') if path.suffix != '.txt') * 3
-    calls = []
-    original = score_module.score_images
-
-    def counting(ddr, images):
-        calls.append(len(images))
-        return original(ddr, images)
-
-    monkeypatch.setattr(score_module, 'score_images', counting)
     results = list(iter_quality_scores(tiny_ddr, paths, batch_size=3, workers=2, progress=False))
     assert len(results) == 21 and sum(1 for result in results if result.error) == 3
-    assert max(calls) == 3 and sum(calls) == 18
+    assert max(score_calls) == 3 and sum(score_calls) == 18
 
 
 def test_images_too_small_for_ddr_fail_alone(tiny_ddr, tmp_path):
