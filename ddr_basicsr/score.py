@@ -1,10 +1,11 @@
 """``ddr-score``: blind-IQA DDR of image files (Sec. 3.3, Eq. 7) as CSV, and the batched scoring engine.
 
-Engine: images are decoded in DataLoader worker processes (:mod:`ddr_basicsr.image_io`), sent to this
-process stacked by size a chunk of files at a time, grouped by size, and each group of ``batch_size`` equal-size images goes to the GPU as one batch, so one CLIP
-encoder call sees the square patches of many images. The CSV has one row per input file: ``path``,
-``ddr`` (the blind-IQA score, mean over the degradation set; higher = better quality), one column per
-degradation (DDR_d with patch averaging) and ``error`` (empty when the image was scored).
+Engine: images are decoded in DataLoader worker processes (:mod:`ddr_basicsr.image_io`), which send them
+stacked by size, a chunk of files at a time; here they are grouped by size, and each group of ``batch_size``
+equal-size images goes to the GPU as one batch, so one CLIP encoder call sees the square patches of many
+images. The CSV has one row per input file: ``path``, ``ddr`` (the blind-IQA score, mean over the
+degradation set; higher = better quality), one column per degradation (DDR_d with patch averaging) and
+``error`` (empty when the image was scored).
 
 Exit status: 0 when every image was scored, 1 when at least one could not be read or scored (its row
 says why), 2 for a usage or model-loading error.
