@@ -32,30 +32,13 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_call(function: Callable[[], object], device: torch.device, repeats: int, warmup: int = 2) -> float:
-    """Median milliseconds of ``function`` over ``repeats`` runs after ``warmup`` runs."""
-    for _ in range(warmup):
-        function()
-    synchronize(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        synchronize(device)
-        times.append((time.perf_counter() - start) * 1000)
-    return sorted(times)[len(times) // 2]
-
-
-def time_interleaved(functions: Dict[str, Callable[[], None]], device: torch.device, repeats: int,
-                     warmup: int = 3) -> Dict[str, tuple]:
-    """{name: (median ms, peak MB)}: the functions run in turn each repeat, so drifts hit all alike."""
-    peaks = {}
-    for name, function in functions.items():
-        reset_peak(device)
+def time_interleaved(functions: Dict[str, Callable[[], object]], device: torch.device, repeats: int,
+                     warmup: int = 2) -> Dict[str, float]:
+    """{name: median ms}: after ``warmup`` runs each, the functions run in turn, so drifts hit all alike."""
+    for function in functions.values():
         for _ in range(warmup):
             function()
-        synchronize(device)
-        peaks[name] = peak_memory_mb(device)
+    synchronize(device)
     times = {name: [] for name in functions}
     for _ in range(repeats):
         for name, function in functions.items():
@@ -63,7 +46,12 @@ def time_interleaved(functions: Dict[str, Callable[[], None]], device: torch.dev
             function()
             synchronize(device)
             times[name].append((time.perf_counter() - start) * 1000)
-    return {name: (sorted(values)[len(values) // 2], peaks[name]) for name, values in times.items()}
+    return {name: sorted(values)[len(values) // 2] for name, values in times.items()}
+
+
+def time_call(function: Callable[[], object], device: torch.device, repeats: int, warmup: int = 2) -> float:
+    """Median milliseconds of ``function`` over ``repeats`` runs after ``warmup`` runs."""
+    return time_interleaved({'call': function}, device, repeats, warmup)['call']
 
 
 _MEMORY_BASELINE = {}
@@ -227,9 +215,9 @@ def main(argv: List[str] = None) -> None:
                 gap = (restoration.score(images) - plain.score(images)).abs().max().item()
             print(f'fast vs plain DDR, batch {batch} [{precision}]: max |difference| {gap:.2e}', flush=True)
             reset_peak(device)
-            fast_ms = time_call(fast_loss, device, args.repeats)
+            fast_ms, fast_peak = time_call(fast_loss, device, args.repeats), peak_memory_mb(device)
             plain_ms = None if args.skip_plain else time_call(plain_loss, device, max(2, args.repeats // 4), 1)
-            add(f'DDR loss fwd+bwd, batch {batch}, {args.size}²', precision, fast_ms, plain_ms)
+            add(f'DDR loss fwd+bwd, batch {batch}, {args.size}²', precision, fast_ms, plain_ms, peak=fast_peak)
             if device.type == 'cuda':
                 restoration.cuda_graphs = False
                 reset_peak(device)
@@ -239,10 +227,16 @@ def main(argv: List[str] = None) -> None:
         if not args.skip_nafnet:
             steps = {'PSNR': nafnet_step(device, False, args.size, precision),
                      'PSNR + 2.0 DDR': nafnet_step(device, True, args.size, precision)}
+            peaks = {}
+            for name, step in steps.items():
+                reset_peak(device)
+                step()
+                synchronize(device)
+                peaks[name] = peak_memory_mb(device)
             step_ms = time_interleaved(steps, device, 3 * args.repeats)
-            for name, (ms, peak) in step_ms.items():
-                add(f'NAFNet-w64 fp32 step, batch 4, {args.size}², {name}', precision, ms, peak=peak)
-            added = 100 * (step_ms['PSNR + 2.0 DDR'][0] / step_ms['PSNR'][0] - 1)
+            for name, ms in step_ms.items():
+                add(f'NAFNet-w64 fp32 step, batch 4, {args.size}², {name}', precision, ms, peak=peaks[name])
+            added = 100 * (step_ms['PSNR + 2.0 DDR'] / step_ms['PSNR'] - 1)
             print(f'DDR adds {added:.1f} % to the NAFNet step [{precision}]', flush=True)
             del steps
             if device.type == 'cuda':
@@ -252,9 +246,11 @@ def main(argv: List[str] = None) -> None:
         photos = torch.rand(args.biqa_images, 3, 768, 1024, device=device)
         reset_peak(device)
         fast_ms = time_call(lambda: biqa.quality(photos), device, max(2, args.repeats // 2), 1)
+        fast_peak = peak_memory_mb(device)
         with torch.no_grad():
             plain_ms = None if args.skip_plain else time_call(lambda: biqa_plain.score(photos), device, 2, 1)
-        add(f'blind IQA, 1024x768 on {device.type}, 4 degradations', precision, fast_ms, plain_ms, unit='img/s')
+        add(f'blind IQA, 1024x768 on {device.type}, 4 degradations', precision, fast_ms, plain_ms, unit='img/s',
+            peak=fast_peak)
 
     notes = fidelity(restoration, biqa, natural_photos(device), args.size)
     for line in notes:
