@@ -15,11 +15,7 @@ import os
 import sys
 
 if __package__ in (None, ''):  # run as a script: put the repository root, not ddr_basicsr/, on sys.path
-    _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-    if sys.path and os.path.abspath(sys.path[0] or os.getcwd()) == _PACKAGE_DIR:
-        sys.path[0] = os.path.dirname(_PACKAGE_DIR)
-    else:
-        sys.path.insert(0, os.path.dirname(_PACKAGE_DIR))
+    import script_path  # noqa: F401  (ddr_basicsr/script_path.py)
 
 import argparse  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
