@@ -12,8 +12,25 @@ import torch
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 
+OFFLINE_FIX = 'Offline? Download the checkpoint elsewhere (e.g. OpenAI ViT-B-32.pt) and pass its path: '
+PYTHON_FIX = ("DDR(pretrained='/path/to/ViT-B-32.pt') or `pretrained: /path/to/ViT-B-32.pt` in the option file "
+              '(None: random weights, for tests only).')
+COMMAND_LINE_FIX = '--pretrained /path/to/ViT-B-32.pt (--pretrained none: random weights, for tests only).'
+
+
 class ClipWeightsError(RuntimeError):
-    """CLIP weights could not be found or loaded; the message says where we looked and what to do."""
+    """CLIP weights could not be found or loaded; the message says where we looked and what to do.
+
+    ``str(error)`` names the Python / option-file fix; ``command_line_message()`` the command-line one.
+    """
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        super().__init__(f'{problem} {OFFLINE_FIX}{PYTHON_FIX}')
+
+    def command_line_message(self) -> str:
+        """The message with the fix spelled as the ``--pretrained`` option of the command-line tools."""
+        return f'{self.problem} {OFFLINE_FIX}{COMMAND_LINE_FIX}'
 
 
 @dataclass
@@ -116,16 +133,12 @@ def load_clip(model_name: str = 'ViT-B-32', pretrained: Optional[str] = 'openai'
         except Exception as error:  # open_clip/hf_hub raise many types when offline
             raise ClipWeightsError(
                 f"could not load CLIP weights '{pretrained}' for model '{model_name}': looked in "
-                f'{_hub_locations(model_name, pretrained)}. Cause: {type(error).__name__}: {error}. '
-                'Offline? Download the checkpoint elsewhere (e.g. OpenAI ViT-B-32.pt) and pass its path: '
-                "DDR(pretrained='/path/to/ViT-B-32.pt') or `pretrained: /path/to/ViT-B-32.pt` in the option file."
-            ) from error
+                f'{_hub_locations(model_name, pretrained)}. Cause: {type(error).__name__}: {error}.') from error
     if not path.is_file():
         raise ClipWeightsError(
             f"CLIP weights '{pretrained}' for model '{model_name}' not found: it is neither a local file "
-            f"nor an open_clip tag of this model (tags: {', '.join(tags) or 'none'}). Pass an existing file "
-            '(OpenAI .pt archive or state dict, or an open_clip checkpoint), a tag such as "openai", or None '
-            'for random weights.')
+            f"nor an open_clip tag of this model (tags: {', '.join(tags) or 'none'}); a file is an OpenAI .pt "
+            'archive or state dict, or an open_clip checkpoint.')
     try:
         state_dict = _openai_state_dict(path)
         if state_dict is not None:

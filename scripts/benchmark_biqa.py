@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from ddr_basicsr.image_io import decode_image, read_image, to_tensor
-from ddr_basicsr.score import add_model_arguments, build_ddr, iter_quality_scores, load_prompts, score_images
+from ddr_basicsr.cli_options import add_model_arguments
+from ddr_basicsr.scoring import build_ddr, iter_quality_scores, load_prompts, score_images
 
 
 def write_jpeg(folder: str, width: int, height: int, index: int, seed: int = 0) -> str:
