@@ -304,7 +304,7 @@ def run_demo(out: Path, iters: int, clip_weights: str, val_crops_per_photo: int 
     if clip_weights == 'openai' and not _hub_reachable():
         use_hub_cache_only()
     import yaml
-    from ddr_basicsr import train as ddr_train
+    from ddr_basicsr.host.pipelines import train_main
 
     out.mkdir(parents=True, exist_ok=True)
     weights, reason = resolve_clip_weights(clip_weights)
@@ -327,7 +327,7 @@ def run_demo(out: Path, iters: int, clip_weights: str, val_crops_per_photo: int 
         shutil.rmtree(experiments[label], ignore_errors=True)  # a re-run replaces the demo's previous run
         print(f'[demo] training {label} ({iters} iterations): ddr-train -opt {option_file} --root {out}', flush=True)
         start = time.time()
-        ddr_train.main(['-opt', str(option_file), '--root', str(out)])
+        train_main(['-opt', str(option_file), '--root', str(out)])
         seconds[label] = time.time() - start
     names, blurred, sharp, outputs, table = restore_validation_set(experiments, data_root, options)
     write_grid(names, blurred, sharp, outputs, list(runs), out / 'grid.png')

@@ -28,8 +28,6 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from ddr_basicsr import compat  # noqa: F401  (must precede any basicsr import)
-
 import numpy as np
 from basicsr.metrics.niqe import calculate_niqe
 from scipy import stats
@@ -39,7 +37,8 @@ from ddr_basicsr.atomic_files import write_text_atomically
 from ddr_basicsr.image_io import decode_image, resize_short_side, to_tensor
 from ddr_basicsr.iqa_datasets import (KONIQ_RESOLUTIONS, KONIQ_SCORE_COLUMNS, LIVE_DMOS_CHOICES, LOADERS,
                                       IQADataset, load_dataset)
-from ddr_basicsr.score import add_model_arguments, build_ddr, iter_quality_scores, load_prompts
+from ddr_basicsr.cli_options import add_model_arguments
+from ddr_basicsr.scoring import build_ddr, iter_quality_scores, load_prompts
 
 #: Table 3 of the paper: SRCC of NIQE and of DDR ("Ours") on each dataset.
 PAPER_TABLE3 = {

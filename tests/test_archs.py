@@ -9,7 +9,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ddr_basicsr import compat  # noqa: F401
 from basicsr.archs import build_network
 from basicsr.models.base_model import BaseModel
 from ddr_basicsr.archs.layers import ChannelLayerNorm, LocalAvgPool2d, box_mean_valid

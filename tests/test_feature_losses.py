@@ -229,7 +229,7 @@ def test_bad_pairs_are_refused_with_clear_errors(losses, images, name):
         losses[name](clean, clean[:, :, :-8, :])
     broken = clean.clone()
     broken[0, 1, 3, 4] = float('nan')
-    with pytest.raises(ValueError, match='gt contains NaN or Inf'):
+    with pytest.raises(ValueError, match='target contains NaN or Inf'):
         losses[name](clean, broken)
     broken[0, 1, 3, 4] = float('inf')
     with pytest.raises(ValueError, match='output contains NaN or Inf'):

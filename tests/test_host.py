@@ -1,4 +1,4 @@
-"""The basicsr 1.4.2 host fixes: safe YAML, CPU/root-based resume, gloo init, CPU DDP, per-run logger."""
+"""The seam's fixes of basicsr 1.4.2: safe YAML, CPU/root-based resume, gloo init, CPU DDP, per-run logger."""
 import logging
 import multiprocessing
 import os
@@ -14,17 +14,20 @@ import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ddr_basicsr import host_fixes
+import basicsr.test as basicsr_test
 import basicsr.train as basicsr_train
 from basicsr.models.base_model import BaseModel
 from basicsr.utils import dist_util, get_root_logger, options
+from ddr_basicsr.host import fixes as host_fixes
+from ddr_basicsr.host import options as host_options
 
 
 def test_apply_installs_every_fix():
     host_fixes.apply()
     host_fixes.apply()  # idempotent
-    assert options.ordered_yaml is host_fixes.ordered_yaml
-    assert options._postprocess_yml_value is host_fixes.parse_force_yml_value
+    assert options.ordered_yaml is host_options.ordered_yaml
+    assert options._postprocess_yml_value is host_options.parse_force_yml_value
+    assert options.parse_options is basicsr_train.parse_options is basicsr_test.parse_options is host_fixes.parse_options
     assert options.init_dist is host_fixes.init_dist and dist_util.init_dist is host_fixes.init_dist
     assert basicsr_train.load_resume_state is host_fixes.load_resume_state
     assert BaseModel.model_to_device is host_fixes.model_to_device
@@ -33,7 +36,7 @@ def test_apply_installs_every_fix():
 def test_safe_loader_keeps_order_and_floats(tmp_path):
     path = tmp_path / 'opt.yml'
     path.write_text('zeta: 1\nalpha: {lr: !!float 2e-4, betas: [0.9, 0.99]}\nbase: &b {x: 1}\nmerged: {<<: *b, y: 2}\n')
-    opt = host_fixes.load_yaml(str(path))
+    opt = host_options.load_yaml(str(path))
     assert isinstance(opt, OrderedDict) and list(opt) == ['zeta', 'alpha', 'base', 'merged']
     assert opt['alpha']['lr'] == pytest.approx(2e-4) and opt['alpha']['betas'] == [0.9, 0.99]
     assert dict(opt['merged']) == {'x': 1, 'y': 2}
@@ -46,14 +49,14 @@ def test_safe_loader_rejects_python_tags(tmp_path):
     path = tmp_path / 'evil.yml'
     path.write_text(f'name: x\nhook: !!python/object/apply:os.system ["touch {marker}"]\n')
     with pytest.raises(yaml.constructor.ConstructorError, match=r"'!!python/object/apply:os.system' is not allowed"):
-        host_fixes.load_yaml(str(path))
+        host_options.load_yaml(str(path))
     assert not marker.exists()
 
 
 def test_dumper_round_trips_ordered_dicts():
     data = OrderedDict([('b', 1), ('a', OrderedDict([('z', [1, 2]), ('y', None)]))])
-    text = yaml.dump(data, Dumper=host_fixes.OrderedSafeDumper)
-    assert yaml.load(text, Loader=host_fixes.OrderedSafeLoader) == data
+    text = yaml.dump(data, Dumper=host_options.OrderedSafeDumper)
+    assert yaml.load(text, Loader=host_options.OrderedSafeLoader) == data
     assert text.index('b:') < text.index('a:')
 
 
@@ -63,12 +66,12 @@ def test_dumper_round_trips_ordered_dicts():
     ("[__import__('os').getcwd()]", ["__import__('os').getcwd()"]),  # text, never evaluated
 ])
 def test_force_yml_values_are_parsed_as_yaml(value, expected):
-    assert host_fixes.parse_force_yml_value(value) == expected
+    assert host_options.parse_force_yml_value(value) == expected
 
 
 def test_force_yml_value_error_names_the_value():
     with pytest.raises(ValueError, match=r"--force_yml: cannot parse the value '\[1, 2'"):
-        host_fixes.parse_force_yml_value('[1, 2')
+        host_options.parse_force_yml_value('[1, 2')
 
 
 def test_latest_training_state(tmp_path):
@@ -82,9 +85,9 @@ def test_latest_training_state(tmp_path):
 def _resume_options(root, auto_resume, resume_state=None):
     experiment = root / 'experiments' / 'run'
     return {
-        'auto_resume': auto_resume, 'num_gpu': 0, 'network_g': {'type': 'NAFNet'},
+        'name': 'run', 'auto_resume': auto_resume, 'num_gpu': 0, 'network_g': {'type': 'NAFNet'},
         'path': {'resume_state': resume_state, 'training_states': str(experiment / 'training_states'),
-                 'models': str(experiment / 'models')},
+                 'models': str(experiment / 'models'), 'experiments_root': str(experiment)},
     }
 
 
@@ -105,12 +108,38 @@ def test_auto_resume_looks_under_the_root_not_the_cwd(tmp_path, monkeypatch):
                                                     'net_g_6.pth')
 
 
-def test_resume_without_state_and_with_a_missing_file(tmp_path):
+def test_resume_without_state_and_with_a_missing_file(tmp_path, capsys):
     assert host_fixes.load_resume_state(_resume_options(tmp_path, auto_resume=True)) is None
+    looked_in = tmp_path / 'experiments' / 'run' / 'training_states'
+    assert f'--auto_resume: no training state in {looked_in}; training starts at iteration 0' in capsys.readouterr().err
     assert host_fixes.load_resume_state(_resume_options(tmp_path, auto_resume=False)) is None
     missing = str(tmp_path / 'nope' / '5.state')
     with pytest.raises(FileNotFoundError, match=r'path.resume_state: training state .*5.state. does not exist'):
         host_fixes.load_resume_state(_resume_options(tmp_path, auto_resume=False, resume_state=missing))
+
+
+def test_auto_resume_names_states_under_another_root(tmp_path, monkeypatch, capsys):
+    other_states = tmp_path / 'experiments' / 'run' / 'training_states'
+    other_states.mkdir(parents=True)
+    torch.save({'iter': 3}, other_states / '3.state')
+    monkeypatch.chdir(tmp_path)
+    opt = _resume_options(tmp_path / 'elsewhere', auto_resume=True)
+    (tmp_path / 'elsewhere' / 'experiments' / 'run').mkdir(parents=True)
+    assert host_fixes.load_resume_state(opt) is None
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'elsewhere' / 'experiments' / 'run'} has no state to resume from" in err
+    assert f"{tmp_path / 'experiments' / 'run'} holds training states of this experiment under another root" in err
+    assert f'--root {tmp_path}' in err
+
+
+def test_root_inside_site_packages_becomes_the_current_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    installed = tmp_path / 'venv' / 'lib' / 'site-packages'
+    assert host_fixes.choose_root(str(installed)) == str(tmp_path)
+    assert f"BasicSR's root folder {installed} is inside an installed environment" in capsys.readouterr().err
+    checkout = tmp_path / 'BasicSR'
+    assert host_fixes.choose_root(str(checkout)) == str(checkout)
+    assert host_fixes.is_inside_installed_environment(os.path.dirname(basicsr_train.__file__))
 
 
 def test_backend_falls_back_to_gloo_without_cuda(monkeypatch):
@@ -174,30 +203,3 @@ def test_reset_root_logger_gives_each_run_its_own_file(tmp_path):
     second = (tmp_path / 'second.log').read_text()
     assert 'second run' in second and 'first run' not in second
     assert logging.getLogger('basicsr').handlers == []
-
-
-HOOK_CHECK = '''
-import site, sys
-site.addsitedir(sys.argv[1])
-assert 'ddr_basicsr_plugin_hook' in sys.modules
-assert 'torch' not in sys.modules and 'ddr_basicsr' not in sys.modules  # nothing heavy before basicsr
-import basicsr
-from basicsr.utils import options
-from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
-assert 'RestorationModel' in MODEL_REGISTRY and 'DDRLoss' in LOSS_REGISTRY
-assert options.ordered_yaml.__module__ == 'ddr_basicsr.host_fixes'
-print('plugin loaded')
-'''
-
-
-def test_pth_hook_loads_the_plugin_into_stock_basicsr(tmp_path):
-    from ddr_basicsr import basicsr_plugin_hook
-    pth = basicsr_plugin_hook.install(str(tmp_path))
-    assert os.path.basename(pth) == 'ddr_basicsr_plugin.pth' and len(open(pth).read().splitlines()) == 1
-    repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, 'PYTHONPATH': repo_root}
-    run = subprocess.run([sys.executable, '-c', HOOK_CHECK, str(tmp_path)], env=env, capture_output=True, text=True,
-                         timeout=120)
-    assert run.returncode == 0 and 'plugin loaded' in run.stdout, run.stderr[-2000:]
-    assert basicsr_plugin_hook.uninstall(str(tmp_path)) == pth and not os.path.exists(pth)
-    assert basicsr_plugin_hook.uninstall(str(tmp_path)) is None

@@ -11,9 +11,7 @@ import pytest
 import torch
 
 from script_loading import load_script
-from ddr_basicsr import compat  # noqa: F401  (before basicsr)
-from ddr_basicsr.host_fixes import load_yaml
-from ddr_basicsr.train import check_model_options
+from ddr_basicsr.host.options import check_model_options, load_yaml
 from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.models import build_model

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from script_loading import load_script
-from ddr_basicsr import compat  # noqa: F401  (before basicsr)
 from ddr_basicsr.data_prep import CropSpec, partial_path
-from ddr_basicsr.host_fixes import load_yaml
+from ddr_basicsr.host.options import load_yaml
 from basicsr.data.paired_image_dataset import PairedImageDataset
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,6 @@ import cv2
 import numpy as np
 import pytest
 
-from ddr_basicsr import compat  # noqa: F401  (before basicsr)
 from ddr_basicsr.metrics.realblur_metric import (EccAlignment, calculate_psnr_ecc, calculate_ssim_ecc, ecc_align,
                                                  masked_psnr)
 from basicsr.metrics import calculate_metric, calculate_psnr, calculate_ssim

@@ -14,8 +14,10 @@ import torch
 import yaml
 from torch import nn
 
-from ddr_basicsr import train as ddr_train
 from ddr_basicsr import test as ddr_test
+from ddr_basicsr import train as ddr_train
+from ddr_basicsr.host.options import check_options
+from ddr_basicsr.host.pipelines import split_root_argument
 from ddr_basicsr.models.lr_scheduler import CosineAnnealingRestartCyclicLR, TrueCosineAnnealingLR
 from ddr_basicsr.models.restoration_model import ProgressiveSchedule, RestorationModel
 from basicsr.models.sr_model import SRModel
@@ -221,7 +223,7 @@ def test_stock_model_with_only_its_own_blocks_passes_the_check(dataset_root, tin
     opt = make_options(dataset_root, tiny_clip_path)
     opt['model_type'] = 'SRModel'
     del opt['train']['ddr_opt']
-    ddr_train.check_options(opt, is_train=True)
+    check_options(opt, is_train=True)
 
 
 class PluginEdgeModel(SRModel):
@@ -236,14 +238,14 @@ def test_third_party_models_are_not_second_guessed(dataset_root, tiny_clip_path)
     opt = make_options(dataset_root, tiny_clip_path)
     opt['model_type'] = 'PluginEdgeModel'
     opt['train']['edge_opt'] = {'type': 'L1Loss'}
-    ddr_train.check_options(opt, is_train=True)
+    check_options(opt, is_train=True)
 
 
 def test_split_root_argument(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert ddr_train.split_root_argument(['-opt', 'x.yml', '--local-rank=1']) == (
+    assert split_root_argument(['-opt', 'x.yml', '--local-rank=1']) == (
         str(tmp_path), ['-opt', 'x.yml', '--local_rank=1'])
-    assert ddr_train.split_root_argument(['--root', 'runs', '-opt', 'x.yml']) == (str(tmp_path / 'runs'),
+    assert split_root_argument(['--root', 'runs', '-opt', 'x.yml']) == (str(tmp_path / 'runs'),
                                                                                  ['-opt', 'x.yml'])
 
 

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ddr_basicsr import compat  # noqa: F401  (must precede any basicsr import)
 from basicsr.utils.registry import ARCH_REGISTRY
 from ddr_basicsr.archs.layers import ChannelLayerNorm, LocalAvgPool2d, simple_gate
 

@@ -1,87 +1,104 @@
-"""Fixes for what basicsr 1.4.2 gets wrong on today's stack (see the project's notes on BasicSR as a host).
+"""What basicsr 1.4.2 gets wrong on today's stack, and ``apply()``, which installs the fixes into basicsr.
 
-``apply()`` installs them into the imported basicsr modules; ``ddr-train`` and ``ddr-test`` call it.
-Nothing is written to basicsr's files and applying twice is harmless.
+Nothing is written to basicsr's files and applying twice is harmless. ``apply()`` is called by
+``ddr_basicsr.host.attach``; every route into BasicSR's pipelines gets the same behaviour: ``ddr-train`` /
+``ddr-test``, ``python -m basicsr.train`` / ``python -m basicsr.test`` and ``python basicsr/train.py``.
 
-* Option files are read with a *safe* YAML loader that keeps key order; python tags
-  (``!!python/object/apply:...``) are rejected instead of executed. ``--force_yml`` values are
-  parsed with the same loader instead of ``eval``.
-* Resuming works without CUDA (states are mapped to the CPU) and ``--auto_resume`` looks in the
-  experiment's own ``training_states`` folder under the root path, not relative to the current directory.
-* Distributed init picks NCCL when CUDA is available and gloo otherwise, binds each process to
-  the GPU of its ``LOCAL_RANK``, and uses the ``fork`` start method on CPU-only machines (BasicSR
-  forces ``spawn``, which re-imports torch in every data-loader worker of every epoch).
-* ``DistributedDataParallel`` gets ``device_ids=None`` for CPU models.
+* ``parse_options``: option files are read with a *safe* YAML loader that keeps key order (python tags are
+  rejected, ``--force_yml`` values are parsed as YAML instead of ``eval``'d); every option check of
+  :mod:`.options` runs before anything is written; BasicSR's own root path (the parent of the ``basicsr``
+  package) is replaced by the current directory when it lies inside an installed environment, so experiments
+  never land inside site-packages.
+* Resuming works without CUDA (states are mapped to the CPU), ``--auto_resume`` looks in the experiment's own
+  ``training_states`` folder under the root path, and says where it looked when it finds nothing.
+* Distributed init picks NCCL when CUDA is available and gloo otherwise, binds each process to the GPU of its
+  ``LOCAL_RANK``, and uses the ``fork`` start method on CPU-only machines (BasicSR forces ``spawn``, which
+  re-imports torch in every data-loader worker of every epoch); ``DistributedDataParallel`` gets
+  ``device_ids=None`` for CPU models.
 """
 import logging
 import multiprocessing
 import os
-from collections import OrderedDict
+import site
+import sys
+import sysconfig
 from os import path as osp
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
-import yaml
 from torch import nn
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
-from ddr_basicsr import compat  # noqa: F401  (must precede any basicsr import)
-import basicsr.train as basicsr_train  # noqa: E402
-from basicsr.models.base_model import BaseModel  # noqa: E402
-from basicsr.utils import check_resume, logger as basicsr_logger  # noqa: E402
-from basicsr.utils import dist_util, options  # noqa: E402
+import basicsr
+import basicsr.test as basicsr_test
+import basicsr.train as basicsr_train
+from basicsr.models.base_model import BaseModel
+from basicsr.utils import check_resume
+from basicsr.utils import logger as basicsr_logger
+from basicsr.utils import dist_util, options
+from ddr_basicsr.host import tell
+from ddr_basicsr.host.options import check_options, ordered_yaml, parse_force_yml_value, set_test_defaults
 
-_PYTHON_TAG_PREFIX = 'tag:yaml.org,2002:python/'
-
-
-class OrderedSafeLoader(getattr(yaml, 'CSafeLoader', yaml.SafeLoader)):
-    """Safe YAML loader that returns mappings as ``OrderedDict`` (BasicSR keeps key order)."""
-
-
-class OrderedSafeDumper(getattr(yaml, 'CSafeDumper', yaml.SafeDumper)):
-    """Safe YAML dumper that writes ``OrderedDict`` as a plain mapping."""
-
-
-def _construct_ordered_mapping(loader: OrderedSafeLoader, node: yaml.MappingNode) -> OrderedDict:
-    loader.flatten_mapping(node)
-    return OrderedDict(loader.construct_pairs(node))
+STOCK_PARSE_OPTIONS = options.parse_options
+BASICSR_DEFAULT_ROOT = osp.dirname(osp.dirname(osp.abspath(basicsr.__file__)))
+_INSTALL_FOLDER_NAMES = ('site-packages', 'dist-packages')
+_told = set()
 
 
-def _reject_python_tag(loader: OrderedSafeLoader, tag_suffix: str, node: yaml.Node) -> None:
-    raise yaml.constructor.ConstructorError(
-        None, None, f"the YAML tag '!!python/{tag_suffix}' is not allowed in option files: it would create Python "
-        'objects or run code. ddr-basicsr reads option files with a safe loader; remove the tag (numbers in '
-        "exponent form are written '!!float 1e-4')", node.start_mark)
+def tell_once(message: str) -> None:
+    """``tell`` a message the first time it comes up in this process."""
+    if message not in _told:
+        _told.add(message)
+        tell(message)
 
 
-OrderedSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_ordered_mapping)
-OrderedSafeLoader.add_multi_constructor(_PYTHON_TAG_PREFIX, _reject_python_tag)
-OrderedSafeDumper.add_representer(OrderedDict, lambda dumper, data: dumper.represent_dict(data.items()))
+def installed_environment_folders() -> List[str]:
+    """The folders packages are installed into (site-packages of this interpreter and of the user)."""
+    folders = [sysconfig.get_paths()[key] for key in ('purelib', 'platlib')]
+    folders += list(getattr(site, 'getsitepackages', lambda: [])())
+    if site.ENABLE_USER_SITE:
+        folders.append(site.getusersitepackages())
+    return [osp.realpath(folder) for folder in folders if folder]
 
 
-def ordered_yaml() -> Tuple[type, type]:
-    """Drop-in for ``basicsr.utils.options.ordered_yaml``: the safe loader and dumper above."""
-    return OrderedSafeLoader, OrderedSafeDumper
+def is_inside_installed_environment(path: str) -> bool:
+    """Whether ``path`` is, or lies inside, a site-packages / dist-packages folder."""
+    real = osp.realpath(path)
+    if any(part in _INSTALL_FOLDER_NAMES for part in real.split(os.sep)):
+        return True
+    return any(real == folder or real.startswith(folder + os.sep) for folder in installed_environment_folders())
 
 
-def load_yaml(path: str) -> OrderedDict:
-    """Read an option file with the safe ordered loader."""
-    with open(path, encoding='utf-8') as f:
-        return yaml.load(f, Loader=OrderedSafeLoader)
+def choose_root(root_path: str) -> str:
+    """``root_path``, or the current directory when ``root_path`` lies inside an installed environment."""
+    if not is_inside_installed_environment(root_path):
+        return root_path
+    cwd = os.getcwd()
+    tell_once(f"BasicSR's root folder {root_path} is inside an installed environment: experiments/, tb_logger/ and "
+              f'results/ go under the current directory {cwd} instead')
+    return cwd
 
 
-def parse_force_yml_value(value: str) -> Any:
-    """Parse one ``--force_yml key=value`` value like a YAML value (``none`` also means null).
+def _patch_running_train_script() -> None:
+    """Give a stock ``basicsr/train.py`` run as ``__main__`` (its own copy of the module) our resume loader."""
+    main = sys.modules.get('__main__')
+    if main is not None and callable(getattr(main, 'train_pipeline', None)) and hasattr(main, 'load_resume_state'):
+        main.load_resume_state = load_resume_state
 
-    Replaces BasicSR's parser, which ``eval``s list values.
+
+def parse_options(root_path: str, is_train: bool = True) -> Tuple[dict, Any]:
+    """Drop-in for ``basicsr.utils.options.parse_options``: BasicSR's parsing, then the checks of every route.
+
+    The safe YAML loader and ``--force_yml`` parser are installed by ``apply``; the root folder is chosen by
+    ``choose_root``; ``check_options`` runs before anything is written; test runs get ``val`` defaults.
     """
-    if value.strip().lower() == 'none':
-        return None
-    try:
-        return yaml.load(value, Loader=OrderedSafeLoader)
-    except yaml.YAMLError as error:
-        raise ValueError(f'--force_yml: cannot parse the value {value!r} as YAML: {error}') from error
+    opt, args = STOCK_PARSE_OPTIONS(choose_root(root_path), is_train=is_train)
+    check_options(opt, is_train)
+    if not is_train:
+        set_test_defaults(opt)
+    _patch_running_train_script()
+    return opt, args
 
 
 def latest_training_state(folder: str) -> Optional[str]:
@@ -99,6 +116,30 @@ def _state_map_location(opt: dict) -> torch.device:
     return torch.device('cpu')
 
 
+def _other_roots_with_states(opt: dict) -> List[str]:
+    """Experiment folders of ``opt['name']`` with training states under roots other than this run's."""
+    here = osp.realpath(opt['path']['experiments_root'])
+    found = []
+    for root in dict.fromkeys((os.getcwd(), BASICSR_DEFAULT_ROOT)):
+        folder = osp.join(root, 'experiments', opt['name'])
+        if osp.realpath(folder) != here and latest_training_state(osp.join(folder, 'training_states')):
+            found.append(folder)
+    return found
+
+
+def _report_fresh_start(opt: dict) -> None:
+    """Say where ``--auto_resume`` looked, that training starts at iteration 0, and what else it saw."""
+    folder = opt['path']['training_states']
+    tell(f'--auto_resume: no training state in {osp.abspath(folder)}; training starts at iteration 0')
+    if osp.isdir(opt['path']['experiments_root']):
+        tell(f"--auto_resume: the existing folder {opt['path']['experiments_root']} has no state to resume from; "
+             'BasicSR renames it to <name>_archived_<time> and starts a new one')
+    for other in _other_roots_with_states(opt):
+        tell(f'--auto_resume: {other} holds training states of this experiment under another root folder; to '
+             f'resume it, run from {osp.dirname(osp.dirname(other))} (ddr-train: --root '
+             f'{osp.dirname(osp.dirname(other))})')
+
+
 def load_resume_state(opt: dict) -> Optional[dict]:
     """Drop-in for ``basicsr.train.load_resume_state`` that works without CUDA.
 
@@ -107,8 +148,10 @@ def load_resume_state(opt: dict) -> Optional[dict]:
     """
     if opt['auto_resume']:
         state_path = latest_training_state(opt['path']['training_states'])
-        if state_path is not None:
-            opt['path']['resume_state'] = state_path
+        if state_path is None:
+            _report_fresh_start(opt)
+            return None
+        opt['path']['resume_state'] = state_path
     else:
         state_path = opt['path'].get('resume_state')
     if state_path is None:
@@ -179,5 +222,8 @@ def apply() -> None:
     options._postprocess_yml_value = parse_force_yml_value
     options.init_dist = init_dist
     dist_util.init_dist = init_dist
+    options.parse_options = parse_options
+    basicsr_train.parse_options = parse_options
+    basicsr_test.parse_options = parse_options
     basicsr_train.load_resume_state = load_resume_state
     BaseModel.model_to_device = model_to_device

@@ -1,5 +1,6 @@
-"""ddr-basicsr losses: every `*_loss.py` here registers into BasicSR's registry on import."""
-from ddr_basicsr import compat  # noqa: F401  (must precede any basicsr import)
-from ddr_basicsr.registration import import_modules_with_suffix
+"""ddr-basicsr losses: every `*_loss.py` here registers into BasicSR's registry on import (as BasicSR scans its own)."""
+import importlib
+from pathlib import Path
 
-registered_modules = import_modules_with_suffix(__name__, __file__, 'loss')
+for _module in sorted(p.stem for p in Path(__file__).parent.glob('*_loss.py')):
+    importlib.import_module(f'{__name__}.{_module}')

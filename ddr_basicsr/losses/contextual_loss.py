@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ddr_basicsr import compat  # noqa: F401  (must precede any basicsr import)
 from basicsr.utils.registry import LOSS_REGISTRY
 from ddr_basicsr.losses.vgg_features import VGGFeatureDistanceLoss
 
@@ -60,12 +59,13 @@ class ContextualLoss(VGGFeatureDistanceLoss):
         band_width: h in step 3 (0.5, official default).
         max_positions: cap on positions per feature map; larger maps are randomly subsampled.
         pretrained / weights_path: trunk weights, see ``vgg_features.load_torchvision_state_dict``.
+        reduction: ``mean`` / ``sum`` over the batch or ``none``; ``weight`` is one weight per image.
     """
 
     def __init__(self, loss_weight: float = 1.0, layer_weights: Optional[Dict[str, float]] = None,
                  band_width: float = 0.5, max_positions: int = 4225, pretrained: bool = True,
-                 weights_path: Optional[str] = None) -> None:
-        super().__init__(loss_weight, layer_weights, DEFAULT_CTX_LAYERS, pretrained, weights_path)
+                 weights_path: Optional[str] = None, reduction: str = 'mean') -> None:
+        super().__init__(loss_weight, layer_weights, DEFAULT_CTX_LAYERS, pretrained, weights_path, reduction=reduction)
         if band_width <= 0 or max_positions < 1:
             raise ValueError(f'ContextualLoss needs band_width > 0 and max_positions >= 1, '
                              f'got {band_width} and {max_positions}.')

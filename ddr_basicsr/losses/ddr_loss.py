@@ -1,23 +1,22 @@
 """DDRLoss: the DDR term of the restoration objective (Eq. 8) for BasicSR's loss registry."""
 from typing import Mapping, Optional, Sequence
 
-from ddr_basicsr import compat  # noqa: F401  (before basicsr)
 import torch
-from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 
+from basicsr.utils.registry import LOSS_REGISTRY
 from ddr_basicsr.ddr import DDR
+from ddr_basicsr.losses.loss_util import check_reduction, per_image_weight, reduce_per_image
 from ddr_basicsr.prompts import RESTORATION_DEGRADATIONS
-
-REDUCTIONS = ('mean', 'sum', 'none')
 
 
 @LOSS_REGISTRY.register()
 class DDRLoss(nn.Module):
     """loss_weight × (−DDR) of the network output (Eq. 8: L_rec − λ_d·DDR; λ_d = ``loss_weight``).
 
-    No reference is needed: ``forward(pred, target=None)`` ignores ``target`` so the loss fits slots
-    that pass (output, gt). The frozen CLIP lives in this module, never in the restoration network,
+    No reference is needed: ``forward(pred, target=None, weight=None)`` ignores ``target`` so the loss fits
+    slots that pass (output, gt). DDR scores whole images, so ``weight`` is one weight per image, (N,) or
+    (N, 1, 1, 1); ``reduction`` ``none`` gives one value per image. The frozen CLIP lives in this module, never in the restoration network,
     its optimizer or its checkpoints. On a GPU the CLIP forward and backward replay as CUDA graphs
     (``cuda_graphs``, see ``DDR``): compute the loss once per backward, as a training step does.
     ``precision: auto`` (default) runs CLIP in bf16 autocast on a GPU, as the authors' code runs it in
@@ -31,18 +30,15 @@ class DDRLoss(nn.Module):
                  pretrained: Optional[str] = 'openai', adaptation: bool = True, distance: str = 'cosine',
                  precision: str = 'auto', reduction: str = 'mean', cuda_graphs: bool = True):
         super().__init__()
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"unknown reduction '{reduction}' for DDRLoss; choose one of {', '.join(REDUCTIONS)}")
+        self.reduction = check_reduction(reduction, 'DDRLoss')
         self.loss_weight = float(loss_weight)
-        self.reduction = reduction
         self.ddr = DDR(model=model, pretrained=pretrained, degradations=degradations, prompts=prompts,
                        adaptation=adaptation, distance=distance, device='cpu', precision=precision,
                        cuda_graphs=cuda_graphs)
 
-    def forward(self, pred: torch.Tensor, target: Optional[torch.Tensor] = None, **kwargs) -> torch.Tensor:
-        loss = -self.ddr.score(pred)
-        if self.reduction == 'mean':
-            loss = loss.mean()
-        elif self.reduction == 'sum':
-            loss = loss.sum()
-        return self.loss_weight * loss
+    def forward(self, pred: torch.Tensor, target: Optional[torch.Tensor] = None,
+                weight: Optional[torch.Tensor] = None, **kwargs) -> torch.Tensor:
+        per_image = -self.ddr.score(pred)
+        weight = per_image_weight(weight, per_image.shape[0], 'DDRLoss',
+                                  'scores each image as a whole from its CLIP feature (Eq. 1)')
+        return self.loss_weight * reduce_per_image(per_image, weight, self.reduction)

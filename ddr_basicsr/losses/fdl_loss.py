@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ddr_basicsr import compat  # noqa: F401  (must precede any basicsr import)
 from basicsr.utils.registry import LOSS_REGISTRY
 from ddr_basicsr.losses.vgg_features import VGGFeatureDistanceLoss
 
@@ -51,13 +50,15 @@ class FDLLoss(VGGFeatureDistanceLoss):
         phase_weight: weight of the phase term (official 1.0).
         seed: seed of the projection generator.
         pretrained / weights_path: trunk weights, see ``vgg_features.load_torchvision_state_dict``.
+        reduction: ``mean`` / ``sum`` over the batch or ``none``; ``weight`` is one weight per image.
     """
 
     def __init__(self, loss_weight: float = 1.0, layer_weights: Optional[Dict[str, float]] = None,
                  patch_size: int = 5, stride: int = 1, num_proj: int = 256, phase_weight: float = 1.0,
-                 seed: int = 0, pretrained: bool = True, weights_path: Optional[str] = None) -> None:
+                 seed: int = 0, pretrained: bool = True, weights_path: Optional[str] = None,
+                 reduction: str = 'mean') -> None:
         super().__init__(loss_weight, layer_weights, DEFAULT_FDL_LAYERS, pretrained, weights_path,
-                         min_feature_side=patch_size)
+                         min_feature_side=patch_size, reduction=reduction)
         if patch_size < 1 or stride < 1 or num_proj < 1:
             raise ValueError(f'FDLLoss needs patch_size, stride and num_proj >= 1, '
                              f'got {patch_size}, {stride} and {num_proj}.')

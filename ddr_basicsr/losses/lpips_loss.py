@@ -16,9 +16,9 @@ import lpips
 import torch
 from torch import Tensor, nn
 
-from ddr_basicsr import compat  # noqa: F401  (must precede any basicsr import)
 from basicsr.utils.registry import LOSS_REGISTRY
-from ddr_basicsr.losses.vgg_features import AlwaysEvalMixin, check_image_pair, load_torchvision_state_dict
+from ddr_basicsr.losses.loss_util import check_image_pair, check_reduction, per_image_weight, reduce_per_image
+from ddr_basicsr.losses.vgg_features import AlwaysEvalMixin, load_torchvision_state_dict
 
 LPIPS_TRUNKS = {'vgg': 'vgg16', 'alex': 'alexnet'}
 LPIPS_MIN_INPUT_SIZE = {'vgg': 16, 'alex': 31}  # one position left at the deepest layer
@@ -48,11 +48,14 @@ class LPIPSLoss(AlwaysEvalMixin, nn.Module):
         loss_weight: lambda_f (1.0 in the DDR paper).
         net: ``vgg`` (torchvision VGG16 trunk, default for training) or ``alex``.
         pretrained / weights_path: trunk weights, see ``vgg_features.load_torchvision_state_dict``.
+        reduction: ``mean`` / ``sum`` over the batch or ``none`` (one value per image); ``weight`` in
+            ``forward`` is one weight per image (see ``loss_util``).
     """
 
     def __init__(self, loss_weight: float = 1.0, net: str = 'vgg', pretrained: bool = True,
-                 weights_path: Optional[str] = None) -> None:
+                 weights_path: Optional[str] = None, reduction: str = 'mean') -> None:
         super().__init__()
+        self.reduction = check_reduction(reduction, 'LPIPSLoss')
         if net not in LPIPS_TRUNKS:
             raise ValueError(f'LPIPSLoss net must be one of {sorted(LPIPS_TRUNKS)}, got {net!r}.')
         state_dict = load_torchvision_state_dict(LPIPS_TRUNKS[net], pretrained, weights_path)
@@ -67,8 +70,11 @@ class LPIPSLoss(AlwaysEvalMixin, nn.Module):
         self.min_input_size = LPIPS_MIN_INPUT_SIZE[net]
         self.eval()
 
-    def forward(self, output: Tensor, gt: Tensor) -> Tensor:
-        check_image_pair(output, gt, self.min_input_size, type(self).__name__)
-        with torch.autocast(device_type=output.device.type, enabled=False):
-            distance = self.lpips(output.float(), gt.float(), normalize=True)
-        return self.loss_weight * distance.mean()
+    def forward(self, pred: Tensor, target: Optional[Tensor] = None, weight: Optional[Tensor] = None,
+                **kwargs) -> Tensor:
+        check_image_pair(pred, target, 'LPIPSLoss', self.min_input_size)
+        weight = per_image_weight(weight, pred.shape[0], 'LPIPSLoss',
+                                  'averages distances of deep features whose positions are not pixels')
+        with torch.autocast(device_type=pred.device.type, enabled=False):
+            per_image = self.lpips(pred.float(), target.float(), normalize=True).flatten()
+        return self.loss_weight * reduce_per_image(per_image, weight, self.reduction)

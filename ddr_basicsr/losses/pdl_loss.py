@@ -17,7 +17,6 @@ from typing import Dict, Optional
 
 from torch import Tensor
 
-from ddr_basicsr import compat  # noqa: F401  (must precede any basicsr import)
 from basicsr.utils.registry import LOSS_REGISTRY
 from ddr_basicsr.losses.vgg_features import VGGFeatureDistanceLoss
 
@@ -39,11 +38,12 @@ class PDLLoss(VGGFeatureDistanceLoss):
         loss_weight: lambda_f (1.0 in the DDR paper).
         layer_weights: VGG19 layer name -> weight (default: FDL's five layers, weight 1 each).
         pretrained / weights_path: trunk weights, see ``vgg_features.load_torchvision_state_dict``.
+        reduction: ``mean`` / ``sum`` over the batch or ``none``; ``weight`` is one weight per image.
     """
 
     def __init__(self, loss_weight: float = 1.0, layer_weights: Optional[Dict[str, float]] = None,
-                 pretrained: bool = True, weights_path: Optional[str] = None) -> None:
-        super().__init__(loss_weight, layer_weights, DEFAULT_PDL_LAYERS, pretrained, weights_path)
+                 pretrained: bool = True, weights_path: Optional[str] = None, reduction: str = 'mean') -> None:
+        super().__init__(loss_weight, layer_weights, DEFAULT_PDL_LAYERS, pretrained, weights_path, reduction=reduction)
 
     def layer_distance(self, name: str, feat_output: Tensor, feat_gt: Tensor) -> Tensor:
         return channel_wasserstein_per_image(feat_output, feat_gt)

@@ -8,8 +8,7 @@ One place resolves trunk weights for LPIPSLoss, ContextualLoss, PDLLoss and FDLL
 * ``pretrained=False``: random initialisation (tests, benchmarks).
 
 Also here: :class:`VGG19Features`, the VGG19 activations used by CTX/PDL/FDL (ImageNet
-normalisation of [0, 1] input inside), :class:`VGGFeatureDistanceLoss`, their common skeleton, and
-:func:`check_image_pair`, the input checks every feature loss runs first.
+normalisation of [0, 1] input inside), and :class:`VGGFeatureDistanceLoss`, their common skeleton.
 """
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
@@ -17,6 +16,8 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 from torchvision.models import AlexNet_Weights, VGG16_Weights, VGG19_Weights
+
+from ddr_basicsr.losses.loss_util import check_image_pair, check_reduction, per_image_weight, reduce_per_image
 
 TORCHVISION_WEIGHTS = {
     'vgg19': VGG19_Weights.IMAGENET1K_V1,
@@ -172,35 +173,19 @@ class VGG19Features(AlwaysEvalMixin, nn.Module):
         return outputs
 
 
-def check_image_pair(output: Tensor, gt: Tensor, min_size: int, loss_name: str) -> None:
-    """Raise TypeError/ValueError unless ``output`` and ``gt`` are same-shape finite (N,3,H,W) images."""
-    for role, tensor in (('output', output), ('gt', gt)):
-        if not isinstance(tensor, Tensor):
-            raise TypeError(f'{loss_name}: {role} must be a torch.Tensor, got {type(tensor).__name__}.')
-        if tensor.dim() != 4 or tensor.shape[1] != 3:
-            raise ValueError(f'{loss_name}: {role} must be an RGB batch (N, 3, H, W), got {tuple(tensor.shape)}.')
-    if output.shape != gt.shape:
-        raise ValueError(f'{loss_name}: output {tuple(output.shape)} and gt {tuple(gt.shape)} differ in shape; '
-                         f'crop or resize them to the same size.')
-    if min(output.shape[-2:]) < min_size:
-        raise ValueError(f'{loss_name}: inputs of {output.shape[-2]}x{output.shape[-1]} px are too small for the '
-                         f'chosen layers; use crops of at least {min_size}x{min_size} px or shallower layers.')
-    for role, tensor in (('output', output), ('gt', gt)):
-        if not torch.isfinite(tensor).all():
-            raise ValueError(f'{loss_name}: {role} contains NaN or Inf values.')
-
-
 class VGGFeatureDistanceLoss(AlwaysEvalMixin, nn.Module):
-    """loss_weight × Σ_l w_l × mean over the batch of ``layer_distance`` between VGG19 features (Eq. 9's L_f).
+    """loss_weight × Σ_l w_l × ``layer_distance`` between VGG19 features (Eq. 9's L_f), reduced over the batch.
 
     Subclasses implement ``layer_distance(name, feat_output, feat_gt)`` returning one value per image.
-    The trunk runs in float32 with autocast off.
+    The trunk runs in float32 with autocast off. These losses compare feature distributions, so ``weight``
+    is one weight per image (see ``loss_util``); ``reduction`` is ``mean``, ``sum`` or ``none``.
     """
 
     def __init__(self, loss_weight: float, layer_weights: Optional[Dict[str, float]],
                  default_layers: Dict[str, float], pretrained: bool, weights_path: Optional[str],
-                 min_feature_side: int = 1) -> None:
+                 min_feature_side: int = 1, reduction: str = 'mean') -> None:
         super().__init__()
+        self.reduction = check_reduction(reduction, type(self).__name__)
         self.loss_weight = loss_weight
         self.layer_weights = dict(layer_weights or default_layers)
         self.vgg = VGG19Features(list(self.layer_weights), pretrained=pretrained, weights_path=weights_path)
@@ -209,11 +194,14 @@ class VGGFeatureDistanceLoss(AlwaysEvalMixin, nn.Module):
     def layer_distance(self, name: str, feat_output: Tensor, feat_gt: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def forward(self, output: Tensor, gt: Tensor) -> Tensor:
-        check_image_pair(output, gt, self.min_input_size, type(self).__name__)
-        with torch.autocast(device_type=output.device.type, enabled=False):
-            feats_out, feats_gt = self.vgg(output.float()), self.vgg(gt.float())
-            loss = output.new_zeros((), dtype=torch.float32)
-            for name, weight in self.layer_weights.items():
-                loss = loss + weight * self.layer_distance(name, feats_out[name], feats_gt[name]).mean()
-        return self.loss_weight * loss
+    def forward(self, pred: Tensor, target: Optional[Tensor] = None, weight: Optional[Tensor] = None,
+                **kwargs) -> Tensor:
+        loss_name = type(self).__name__
+        check_image_pair(pred, target, loss_name, self.min_input_size)
+        weight = per_image_weight(weight, pred.shape[0], loss_name,
+                                  'compares distributions of deep features, where no term belongs to one pixel')
+        with torch.autocast(device_type=pred.device.type, enabled=False):
+            feats_out, feats_gt = self.vgg(pred.float()), self.vgg(target.float())
+            per_image = sum(weight_l * self.layer_distance(name, feats_out[name], feats_gt[name])
+                            for name, weight_l in self.layer_weights.items())
+        return self.loss_weight * reduce_per_image(per_image, weight, self.reduction)

@@ -15,7 +15,6 @@ Option file::
 RGB tensors (N, 3, H, W) in [0, 1] like ``calculate_psnr_pt`` and returns one score per image.
 The DDR model (CLIP) is built once per process and per set of options (:func:`get_ddr`).
 """
-from ddr_basicsr import compat  # noqa: F401  (must precede any basicsr import)
 
 from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 

@@ -26,7 +26,6 @@ import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from ddr_basicsr import compat  # noqa: F401  (must precede any basicsr import)
 from basicsr.metrics.metric_util import reorder_image
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import METRIC_REGISTRY

@@ -21,13 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ddr_basicsr import compat  # noqa: F401  (must precede any basicsr import)
-from basicsr.archs import build_network  # noqa: E402
-from basicsr.losses import build_loss  # noqa: E402
-from basicsr.models.sr_model import SRModel  # noqa: E402
-from basicsr.utils import get_root_logger  # noqa: E402
-from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY  # noqa: E402
-from ddr_basicsr.models.lr_scheduler import SCHEDULERS  # noqa: E402
+from basicsr.archs import build_network
+from basicsr.losses import build_loss
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
+from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
+from ddr_basicsr.models.lr_scheduler import SCHEDULERS
 
 LOSS_BLOCK_SUFFIX = '_opt'
 BASICSR_SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')

@@ -1,0 +1,156 @@
+"""Option files: a safe ordered YAML loader, and the checks every training or test route runs before
+anything is written.
+
+Checks (``check_options``): model and network types are registered; in training every loss block is one the
+model reads (``model_type: SRModel`` with a ``ddr_opt`` block is an error that says to use RestorationModel,
+never a silent no-op); dataset folders exist (relative ``dataroot_*`` paths become absolute against the current
+directory); ``num_gpu`` and ``prefetch_mode: cuda`` match the machine.
+"""
+import os
+from collections import OrderedDict
+from os import path as osp
+from typing import Any, Optional, Tuple
+
+import yaml
+
+_PYTHON_TAG_PREFIX = 'tag:yaml.org,2002:python/'
+
+# Loss blocks read by basicsr 1.4.2's own models (for a basicsr model, the first class of its MRO found here decides).
+STOCK_MODEL_LOSS_KEYS = {
+    'SRModel': ('pixel_opt', 'perceptual_opt'),
+    'SRGANModel': ('pixel_opt', 'ldl_opt', 'perceptual_opt', 'gan_opt'),
+    'HiFaceGANModel': ('pixel_opt', 'perceptual_opt', 'feature_matching_opt', 'gan_opt'),
+    'VideoRecurrentGANModel': ('pixel_opt', 'perceptual_opt', 'gan_opt'),
+    'StyleGAN2Model': ('gan_opt', ),
+}
+
+
+class OrderedSafeLoader(getattr(yaml, 'CSafeLoader', yaml.SafeLoader)):
+    """Safe YAML loader that returns mappings as ``OrderedDict`` (BasicSR keeps key order)."""
+
+
+class OrderedSafeDumper(getattr(yaml, 'CSafeDumper', yaml.SafeDumper)):
+    """Safe YAML dumper that writes ``OrderedDict`` as a plain mapping."""
+
+
+def _construct_ordered_mapping(loader: OrderedSafeLoader, node: yaml.MappingNode) -> OrderedDict:
+    loader.flatten_mapping(node)
+    return OrderedDict(loader.construct_pairs(node))
+
+
+def _reject_python_tag(loader: OrderedSafeLoader, tag_suffix: str, node: yaml.Node) -> None:
+    raise yaml.constructor.ConstructorError(
+        None, None, f"the YAML tag '!!python/{tag_suffix}' is not allowed in option files: it would create Python "
+        'objects or run code. ddr-basicsr reads option files with a safe loader; remove the tag (numbers in '
+        "exponent form are written '!!float 1e-4')", node.start_mark)
+
+
+OrderedSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_ordered_mapping)
+OrderedSafeLoader.add_multi_constructor(_PYTHON_TAG_PREFIX, _reject_python_tag)
+OrderedSafeDumper.add_representer(OrderedDict, lambda dumper, data: dumper.represent_dict(data.items()))
+
+
+def ordered_yaml() -> Tuple[type, type]:
+    """Drop-in for ``basicsr.utils.options.ordered_yaml``: the safe loader and dumper above."""
+    return OrderedSafeLoader, OrderedSafeDumper
+
+
+def load_yaml(path: str) -> OrderedDict:
+    """Read an option file with the safe ordered loader."""
+    with open(path, encoding='utf-8') as f:
+        return yaml.load(f, Loader=OrderedSafeLoader)
+
+
+def parse_force_yml_value(value: str) -> Any:
+    """Parse one ``--force_yml key=value`` value like a YAML value (``none`` also means null).
+
+    Replaces BasicSR's parser, which ``eval``s list values.
+    """
+    if value.strip().lower() == 'none':
+        return None
+    try:
+        return yaml.load(value, Loader=OrderedSafeLoader)
+    except yaml.YAMLError as error:
+        raise ValueError(f'--force_yml: cannot parse the value {value!r} as YAML: {error}') from error
+
+
+def _registered(registry, name: str) -> bool:
+    return name in registry or f'{name}_basicsr' in registry
+
+
+def _stock_loss_keys(model_cls: type) -> Optional[Tuple[str, ...]]:
+    """Loss blocks a basicsr model reads; None for models from elsewhere (they may read more)."""
+    if not model_cls.__module__.startswith('basicsr.'):
+        return None
+    for cls in model_cls.__mro__:
+        if cls.__module__.startswith('basicsr.') and cls.__name__ in STOCK_MODEL_LOSS_KEYS:
+            return STOCK_MODEL_LOSS_KEYS[cls.__name__]
+    return None
+
+
+def check_model_options(opt: dict, is_train: bool) -> None:
+    """Model and network types are registered; in training every loss block is one the model reads and builds."""
+    from basicsr.utils.registry import ARCH_REGISTRY, MODEL_REGISTRY
+
+    from ddr_basicsr.models.restoration_model import RestorationModel, check_loss_block, loss_block_keys
+    model_type, network_type = opt.get('model_type'), (opt.get('network_g') or {}).get('type')
+    if not _registered(MODEL_REGISTRY, str(model_type)):
+        raise ValueError(f"unknown model_type '{model_type}'; registered models: "
+                         f"{', '.join(sorted(name for name, _ in MODEL_REGISTRY))}")
+    if not _registered(ARCH_REGISTRY, str(network_type)):
+        raise ValueError(f"unknown network_g.type '{network_type}'; registered networks: "
+                         f"{', '.join(sorted(name for name, _ in ARCH_REGISTRY))}")
+    if not is_train:
+        return
+    train_opt = opt.get('train') or {}
+    model_cls = MODEL_REGISTRY.get(model_type if model_type in MODEL_REGISTRY else f'{model_type}_basicsr')
+    if issubclass(model_cls, RestorationModel):
+        for key in loss_block_keys(train_opt):
+            check_loss_block(key, train_opt[key])
+        return
+    read_keys = _stock_loss_keys(model_cls)
+    if read_keys is None:
+        return
+    ignored = [key for key in loss_block_keys(train_opt) if key not in read_keys]
+    if ignored:
+        blocks = ', '.join(f'train.{key}' for key in ignored)
+        raise ValueError(f"model_type {model_type} ignores the loss block(s) {blocks} "
+                         f"(it reads only {', '.join(read_keys)}); set model_type: RestorationModel to train with them")
+
+
+def check_device_options(opt: dict) -> None:
+    """``num_gpu`` and ``prefetch_mode: cuda`` need CUDA."""
+    import torch
+    if opt.get('num_gpu', 0) != 0 and not torch.cuda.is_available():
+        raise ValueError(f"num_gpu is {opt['num_gpu']} but CUDA is not available; set num_gpu: 0 to run on the CPU "
+                         '(or add --force_yml num_gpu=0)')
+    train_set = (opt.get('datasets') or {}).get('train') or {}
+    if train_set.get('prefetch_mode') == 'cuda' and not torch.cuda.is_available():
+        raise ValueError("datasets.train.prefetch_mode is 'cuda' but CUDA is not available; use ~ or cpu")
+
+
+def check_dataset_paths(opt: dict) -> None:
+    """Every ``dataroot_*`` and ``meta_info_file`` exists; relative paths become absolute (current directory)."""
+    for phase, dataset_opt in (opt.get('datasets') or {}).items():
+        for key, value in dataset_opt.items():
+            if value is None or not (key.startswith('dataroot_') or key == 'meta_info_file'):
+                continue
+            if not osp.exists(value):
+                raise FileNotFoundError(f"datasets.{phase}.{key}: '{value}' does not exist (relative paths are "
+                                        f'resolved against the current directory {os.getcwd()})')
+            dataset_opt[key] = osp.abspath(value)
+
+
+def check_options(opt: dict, is_train: bool) -> None:
+    """All option checks; they run before any folder or file is created."""
+    check_model_options(opt, is_train)
+    check_device_options(opt)
+    check_dataset_paths(opt)
+
+
+def set_test_defaults(opt: dict) -> None:
+    """Defaults for the ``val`` keys BasicSR's test pipeline reads: ``save_img: false``, ``suffix: ~``."""
+    if not opt.get('val'):
+        opt['val'] = {}
+    opt['val'].setdefault('save_img', False)
+    opt['val'].setdefault('suffix', None)

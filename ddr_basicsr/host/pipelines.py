@@ -1,0 +1,62 @@
+"""``ddr-train`` and ``ddr-test``: BasicSR's own train and test pipelines, rooted at ``--root``.
+
+The pipelines are basicsr's; what differs from ``python -m basicsr.train`` is only where ``experiments/``,
+``tb_logger/`` and ``results/`` go (``--root``, default the current directory) and the accepted spelling
+``--local-rank`` of ``torch.distributed.launch``. Everything else (option checks, safe YAML, CPU resume) is
+applied by :mod:`ddr_basicsr.host.fixes` on every route.
+"""
+import argparse
+import os
+import sys
+from contextlib import contextmanager
+from os import path as osp
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+
+ROOT_HELP = ('ddr-basicsr adds --root DIR: experiments/, tb_logger/ and results/ are created under DIR (default: '
+             'the current directory). Every other flag is BasicSR\'s:')
+
+
+def split_root_argument(argv: Sequence[str]) -> Tuple[str, List[str]]:
+    """Take ``--root DIR`` out of ``argv`` (default: current directory) and explain it when help is asked for;
+    rename torch.distributed.launch's ``--local-rank`` to BasicSR's ``--local_rank``."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('--root', default=os.getcwd())
+    known, rest = parser.parse_known_args(list(argv))
+    if '-h' in rest or '--help' in rest:
+        print(ROOT_HELP)
+    rest = [arg.replace('--local-rank', '--local_rank', 1) if arg.startswith('--local-rank') else arg for arg in rest]
+    return osp.abspath(known.root), rest
+
+
+@contextmanager
+def command_line(program: str, args: List[str]) -> Iterator[None]:
+    """Show ``args`` to BasicSR's argparse (it reads sys.argv) and restore sys.argv afterwards."""
+    saved = sys.argv
+    sys.argv = [program, *args]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def run_pipeline(program: str, pipeline: Callable[[str], None], argv: Optional[Sequence[str]]) -> None:
+    """Run a BasicSR pipeline with ``root_path = --root`` and a fresh log."""
+    from ddr_basicsr.host import attach
+    attach()
+    from ddr_basicsr.host.fixes import reset_root_logger
+    root, args = split_root_argument(sys.argv[1:] if argv is None else argv)
+    reset_root_logger()
+    with command_line(program, args):
+        pipeline(root)
+
+
+def train_main(argv: Optional[Sequence[str]] = None) -> None:
+    """``ddr-train``: BasicSR's train pipeline with ``root_path = --root`` (default: current directory)."""
+    import basicsr.train
+    run_pipeline('ddr-train', basicsr.train.train_pipeline, argv)
+
+
+def test_main(argv: Optional[Sequence[str]] = None) -> None:
+    """``ddr-test``: BasicSR's test pipeline with ``root_path = --root`` (default: current directory)."""
+    import basicsr.test
+    run_pipeline('ddr-test', basicsr.test.test_pipeline, argv)
