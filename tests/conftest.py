@@ -1,4 +1,4 @@
-"""Shared fixtures: the tiny random CLIP (OpenAI state-dict format) and the conformance vectors."""
+"""Shared fixtures: the tiny random CLIP (OpenAI state-dict format), the conformance vectors, synthetic pairs."""
 from pathlib import Path
 
 import numpy as np
@@ -20,3 +20,10 @@ def tiny_clip_path() -> str:
 def reference_vectors() -> dict:
     with np.load(REFERENCE_VECTORS_PATH) as data:
         return {key: data[key] for key in data.files}
+
+
+@pytest.fixture(scope='session')
+def dataset_root(tmp_path_factory) -> Path:
+    """Synthetic deblurring pairs (scale 1), see ``tiny_training.write_paired_dataset``."""
+    from tiny_training import write_paired_dataset
+    return write_paired_dataset(tmp_path_factory.mktemp('synthetic'))

@@ -3,8 +3,6 @@ import logging
 import multiprocessing
 import os
 import socket
-import subprocess
-import sys
 from collections import OrderedDict
 
 import pytest

@@ -1,4 +1,5 @@
 """BasicSR's loss contract for all six losses: forward(pred, target=None, weight=None), reduction none/mean/sum."""
+import copy
 import math
 
 import pytest
@@ -11,28 +12,30 @@ ALL_LOSSES = ('PSNRLoss', ) + IMAGE_LEVEL_LOSSES
 
 
 def loss_options(name: str, clip_path: str, reduction: str = 'mean') -> dict:
-    extra = {'DDRLoss': {'pretrained': clip_path}, 'FDLLoss': {'num_proj': 4, 'pretrained': False},
+    extra = {'DDRLoss': {'pretrained': clip_path}, 'FDLLoss': {'num_proj': 4, 'patch_size': 1, 'pretrained': False},
              'LPIPSLoss': {'pretrained': False}, 'ContextualLoss': {'pretrained': False},
              'PDLLoss': {'pretrained': False}}.get(name, {})
     return {'type': name, 'loss_weight': 0.5, 'reduction': reduction, **extra}
 
 
-def seeded_build(options: dict):
-    torch.manual_seed(0)  # the same random trunk for every reduction
-    return build_loss(options)
-
-
 @pytest.fixture(scope='module')
 def losses(tiny_clip_path):
-    return {(name, reduction): seeded_build(loss_options(name, tiny_clip_path, reduction))
-            for name in ALL_LOSSES for reduction in ('none', 'mean', 'sum')}
+    """Each loss built once with ``reduction: none``; its ``mean`` and ``sum`` variants share the modules."""
+    built = {}
+    for name in ALL_LOSSES:
+        base = build_loss(loss_options(name, tiny_clip_path, 'none'))
+        built[name, 'none'] = base
+        for reduction in ('mean', 'sum'):
+            built[name, reduction] = copy.copy(base)
+            built[name, reduction].reduction = reduction
+    return built
 
 
 @pytest.fixture(scope='module')
 def pair():
     generator = torch.Generator().manual_seed(1)
-    target = torch.rand(3, 3, 80, 80, generator=generator)
-    pred = (target + 0.1 * torch.randn(3, 3, 80, 80, generator=generator)).clamp(0, 1)
+    target = torch.rand(3, 3, 32, 32, generator=generator)
+    pred = (target + 0.1 * torch.randn(3, 3, 32, 32, generator=generator)).clamp(0, 1)
     return pred, target
 
 
@@ -64,27 +67,27 @@ def test_one_weight_per_image_weights_the_batch_as_basicsr_does(losses, pair, na
 
 @pytest.mark.parametrize('name', IMAGE_LEVEL_LOSSES)
 def test_image_level_losses_refuse_an_elementwise_weight(losses, pair, name):
-    with pytest.raises(ValueError, match=rf'{name} cannot take an element-wise weight \(got shape \(3, 1, 80, 80\)\): '
+    with pytest.raises(ValueError, match=rf'{name} cannot take an element-wise weight \(got shape \(3, 1, 32, 32\)\): '
                                          r'it .*Pass one weight per image, shape \(3,\)'):
-        losses[name, 'mean'](*pair, weight=torch.ones(3, 1, 80, 80))
+        losses[name, 'mean'](*pair, weight=torch.ones(3, 1, 32, 32))
 
 
 def test_psnr_loss_takes_an_elementwise_weight(losses, pair):
     pred, target = pair
-    weight = torch.zeros(3, 1, 80, 80)
-    weight[:, :, :40] = 1.0  # the top half of every image counts
+    weight = torch.zeros(3, 1, 32, 32)
+    weight[:, :, :16] = 1.0  # the top half of every image counts
     weight[2] *= 2.0
     per_image = losses['PSNRLoss', 'none'](pred, target, weight=weight)
-    top_mse = (pred - target)[:, :, :40].pow(2).mean(dim=(1, 2, 3))
+    top_mse = (pred - target)[:, :, :16].pow(2).mean(dim=(1, 2, 3))
     top_psnr_loss = 0.5 * 10 / math.log(10) * torch.log(top_mse + 1e-8)
     image_weight = torch.tensor([0.5, 0.5, 1.0])  # mean of each image's weight
     assert torch.allclose(per_image, top_psnr_loss * image_weight, rtol=1e-5)
     expected_mean = (top_psnr_loss * image_weight).sum() / image_weight.sum()
     assert losses['PSNRLoss', 'mean'](pred, target, weight=weight).item() == pytest.approx(expected_mean.item(), rel=1e-5)
-    uniform = losses['PSNRLoss', 'mean'](pred, target, weight=torch.ones(3, 3, 80, 80))
+    uniform = losses['PSNRLoss', 'mean'](pred, target, weight=torch.ones(3, 3, 32, 32))
     assert uniform.item() == pytest.approx(losses['PSNRLoss', 'mean'](pred, target).item(), rel=1e-6)
-    with pytest.raises(ValueError, match=r"weight must be element-wise, shape \(3, 1, 80, 80\) or \(3, 3, 80, 80\)"):
-        losses['PSNRLoss', 'mean'](pred, target, weight=torch.ones(3, 2, 80, 80))
+    with pytest.raises(ValueError, match=r"weight must be element-wise, shape \(3, 1, 32, 32\) or \(3, 3, 32, 32\)"):
+        losses['PSNRLoss', 'mean'](pred, target, weight=torch.ones(3, 2, 32, 32))
     with pytest.raises(ValueError, match=r"weight must be element-wise.*got \(3,\)"):
         losses['PSNRLoss', 'mean'](pred, target, weight=torch.ones(3))
 

@@ -1,14 +1,10 @@
 """RestorationModel, its schedulers and the ddr-train / ddr-test entry points on a tiny synthetic dataset (CPU)."""
 import math
-import os
 import socket
 import subprocess
 import sys
 from copy import deepcopy
-from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import torch
 import yaml
@@ -20,66 +16,9 @@ from ddr_basicsr.host.options import check_options
 from ddr_basicsr.host.pipelines import split_root_argument
 from ddr_basicsr.models.lr_scheduler import CosineAnnealingRestartCyclicLR, TrueCosineAnnealingLR
 from ddr_basicsr.models.restoration_model import ProgressiveSchedule, RestorationModel
+from tiny_training import TINY_NAFNET, make_options, read_logs, subprocess_env, write_options
 from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-TINY_NAFNET = {'type': 'NAFNet', 'width': 8, 'enc_blk_nums': [1, 1], 'middle_blk_num': 1, 'dec_blk_nums': [1, 1]}
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# synthetic data and option files
-
-@pytest.fixture(scope='module')
-def dataset_root(tmp_path_factory) -> Path:
-    """8 train and 2 val pairs of 48x48 PNGs: smooth random gt, Gaussian-blurred lq."""
-    root = tmp_path_factory.mktemp('synthetic')
-    rng = np.random.default_rng(0)
-    for split, count in (('train', 8), ('val', 2)):
-        for sub in ('gt', 'lq'):
-            (root / split / sub).mkdir(parents=True)
-        for index in range(count):
-            gt = cv2.resize(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8), (48, 48), interpolation=cv2.INTER_CUBIC)
-            cv2.imwrite(str(root / split / 'gt' / f'{index:03d}.png'), gt)
-            cv2.imwrite(str(root / split / 'lq' / f'{index:03d}.png'), cv2.GaussianBlur(gt, (5, 5), 1.2))
-    return root
-
-
-def make_options(dataset_root: Path, clip_path: str, name: str = 'tiny') -> dict:
-    paired = {'type': 'PairedImageDataset', 'io_backend': {'type': 'disk'}}
-    return {
-        'name': name, 'model_type': 'RestorationModel', 'scale': 1, 'num_gpu': 0, 'manual_seed': 0,
-        'datasets': {
-            'train': {**paired, 'name': 'synth_train', 'dataroot_gt': str(dataset_root / 'train' / 'gt'),
-                      'dataroot_lq': str(dataset_root / 'train' / 'lq'), 'filename_tmpl': '{}', 'gt_size': 32,
-                      'use_hflip': True, 'use_rot': True, 'use_shuffle': True, 'num_worker_per_gpu': 0,
-                      'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 1, 'prefetch_mode': None},
-            'val': {**paired, 'name': 'synth_val', 'dataroot_gt': str(dataset_root / 'val' / 'gt'),
-                    'dataroot_lq': str(dataset_root / 'val' / 'lq')},
-        },
-        'network_g': dict(TINY_NAFNET),
-        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
-        'train': {
-            'optim_g': {'type': 'AdamW', 'lr': 1e-3, 'weight_decay': 1e-3, 'betas': [0.9, 0.9]},
-            'scheduler': {'type': 'TrueCosineAnnealingLR', 'T_max': 9, 'eta_min': 1e-7},
-            'total_iter': 6, 'warmup_iter': -1, 'use_grad_clip': True, 'grad_clip_norm': 0.01, 'ema_decay': 0.9,
-            'pixel_opt': {'type': 'PSNRLoss', 'loss_weight': 1.0},
-            'ddr_opt': {'type': 'DDRLoss', 'loss_weight': 2.0, 'pretrained': clip_path},
-        },
-        'val': {'val_freq': 3, 'save_img': True, 'window_size': 16,
-                'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False}}},
-        'logger': {'print_freq': 1, 'save_checkpoint_freq': 3, 'use_tb_logger': False},
-        'dist_params': {'backend': 'nccl', 'port': 29500},
-    }
-
-
-def write_options(path: Path, opt: dict) -> str:
-    path.write_text(yaml.safe_dump(opt, sort_keys=False))
-    return str(path)
-
-
-def read_logs(folder: Path) -> str:
-    return '\n'.join(p.read_text() for p in sorted(folder.glob('*.log')))
 
 
 def net_keys() -> set:
@@ -131,11 +70,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _subprocess_env() -> dict:
-    return {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get('PYTHONPATH')])),
-            'OMP_NUM_THREADS': '1'}
-
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason='the gloo CPU path')
 def test_two_process_gloo_ddp(dataset_root, tiny_clip_path, tmp_path):
     opt = make_options(dataset_root, tiny_clip_path, name='ddp')
@@ -146,7 +80,7 @@ def test_two_process_gloo_ddp(dataset_root, tiny_clip_path, tmp_path):
     command = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={_free_port()}',
                '-m', 'ddr_basicsr.train', '-opt', write_options(tmp_path / 'ddp.yml', opt), '--launcher', 'pytorch',
                '--root', str(tmp_path)]
-    run = subprocess.run(command, cwd=tmp_path, env=_subprocess_env(), capture_output=True, text=True, timeout=240)
+    run = subprocess.run(command, cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stderr[-3000:]
     experiment = tmp_path / 'experiments' / 'ddp'
     log = read_logs(experiment)
@@ -155,17 +89,6 @@ def test_two_process_gloo_ddp(dataset_root, tiny_clip_path, tmp_path):
     checkpoint = torch.load(experiment / 'models' / 'net_g_2.pth', weights_only=True)
     assert set(checkpoint['params']) == net_keys()
     assert (experiment / 'training_states' / '2.state').is_file()
-
-
-def test_script_mode_entry_reports_option_errors(dataset_root, tiny_clip_path, tmp_path):
-    opt = make_options(dataset_root, tiny_clip_path)
-    opt['train']['ddr_opt']['type'] = 'DDRLos'
-    yml = write_options(tmp_path / 'typo.yml', opt)
-    run = subprocess.run([sys.executable, str(REPO_ROOT / 'ddr_basicsr' / 'train.py'), '-opt', yml],
-                         cwd=tmp_path, env=_subprocess_env(), capture_output=True, text=True, timeout=120)
-    assert run.returncode != 0
-    assert "ValueError: unknown loss type 'DDRLos' in train.ddr_opt; registered losses:" in run.stderr
-    assert not (tmp_path / 'experiments').exists()
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -1,26 +1,25 @@
 """A one-shot import hook that attaches ddr-basicsr to BasicSR the moment ``basicsr`` is imported.
 
-It sits in front of ``sys.meta_path`` and imports only the standard library, so the interpreters that never
-import basicsr pay nothing. When basicsr is imported it installs the torchvision alias basicsr 1.4.2 needs,
-lets basicsr's own loader run, then calls ``ddr_basicsr.host.attach``.
+It sits in front of ``sys.meta_path``. The start-up file imports it in every interpreter of the environment,
+so it imports nothing beyond what Python has loaded at start (no ``importlib.abc``, no ``typing``: the finder
+and loader follow the import protocol by their methods). When basicsr is imported it installs the torchvision
+alias basicsr 1.4.2 needs, lets basicsr's own loader run, then calls ``ddr_basicsr.host.attach``.
 """
-import importlib.abc
-import importlib.machinery
 import sys
+from importlib.machinery import ModuleSpec
 from types import ModuleType
-from typing import Optional, Sequence
 
 
-class _AttachingLoader(importlib.abc.Loader):
+class _AttachingLoader:
     """Wraps basicsr's own loader: torchvision alias first, then basicsr, then the plugin."""
 
-    def __init__(self, loader: importlib.abc.Loader) -> None:
+    def __init__(self, loader) -> None:
         self.loader = loader
 
     def __getattr__(self, name: str):  # get_data, get_filename, is_package, ... of the real loader
         return getattr(self.loader, name)
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Optional[ModuleType]:
+    def create_module(self, spec: ModuleSpec) -> 'ModuleType | None':
         return self.loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
@@ -31,11 +30,11 @@ class _AttachingLoader(importlib.abc.Loader):
         attach()
 
 
-class BasicsrImportHook(importlib.abc.MetaPathFinder):
-    """Finds ``basicsr`` through the other finders and hands it to ``_AttachingLoader``; removes itself after."""
+class BasicsrImportHook:
+    """A meta-path finder: finds ``basicsr`` through the other finders and hands it to ``_AttachingLoader``;
+    removes itself after."""
 
-    def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None,
-                  target: Optional[ModuleType] = None) -> Optional[importlib.machinery.ModuleSpec]:
+    def find_spec(self, fullname: str, path=None, target: 'ModuleType | None' = None) -> 'ModuleSpec | None':
         if fullname != 'basicsr':
             return None
         remove_import_hook()

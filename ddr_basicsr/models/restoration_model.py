@@ -10,7 +10,7 @@ Added for the official NAFNet / Restormer recipes: any ``torch.optim`` optimizer
 ``TrueCosineAnnealingLR`` and ``CosineAnnealingRestartCyclicLR`` schedules, gradient-norm clipping
 (``use_grad_clip``, ``grad_clip_norm``), bf16 autocast of the restoration network
 (``mixed_precision: bf16``), Restormer's progressive patch/batch schedule (``progressive``) and
-reflect-padding of validation inputs to a multiple of ``val.window_size``.
+reflect-padding of validation inputs to a multiple of ``val.window_size`` (or ``network_g.window_size``).
 """
 import math
 from collections import OrderedDict
@@ -255,7 +255,7 @@ class RestorationModel(SRModel):
             self.model_ema(decay=self.ema_decay)
 
     def test(self) -> None:
-        """Inference in fp32 with the EMA network when there is one, padding to ``val.window_size``."""
+        """Inference in fp32 with the EMA network when there is one, padded as ``forward_padded`` says."""
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
         was_training = net.training
         net.eval()
@@ -264,10 +264,10 @@ class RestorationModel(SRModel):
         net.train(was_training)
 
     def forward_padded(self, net: nn.Module, lq: Tensor) -> Tensor:
-        """Reflect-pad ``lq`` to a multiple of ``val.window_size`` and of the network's ``size_multiple``
-        (Restormer: 8), run ``net``, crop the output back."""
-        window = math.lcm(int((self.opt.get('val') or {}).get('window_size') or 1),
-                          int(getattr(net, 'size_multiple', 1)))
+        """Reflect-pad ``lq`` to a multiple of ``val.window_size`` (else ``network_g.window_size``, as BasicSR's
+        SwinIRModel) and of the network's ``size_multiple`` (Restormer: 8), run ``net``, crop the output back."""
+        window_size = (self.opt.get('val') or {}).get('window_size') or self.opt['network_g'].get('window_size')
+        window = math.lcm(int(window_size or 1), int(getattr(net, 'size_multiple', 1)))
         height, width = lq.shape[-2:]
         pad_h, pad_w = -height % window, -width % window
         if pad_h or pad_w:
