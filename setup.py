@@ -1,4 +1,5 @@
 import os
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -11,6 +12,12 @@ from setuptools.command.editable_wheel import editable_wheel
 PTH_NAME = 'ddr_basicsr_plugin.pth'
 PTH_LINE = ("import importlib.util, os; os.environ.get('DDR_BASICSR_PLUGIN', '1') == '0' "
             "or importlib.util.find_spec('ddr_basicsr') is None or __import__('ddr_basicsr')\n")
+
+
+def read_version() -> str:
+    """The version, written once: ``__version__`` in ddr_basicsr/__init__.py."""
+    text = Path(__file__).with_name('ddr_basicsr').joinpath('__init__.py').read_text(encoding='utf-8')
+    return re.search(r"^__version__ = '([^']+)'", text, re.MULTILINE).group(1)
 
 
 def write_pth(folder: str) -> str:
@@ -43,8 +50,9 @@ class EditableWheelWithPth(editable_wheel):
 
 setup(
     name='ddr-basicsr',
-    version='0.1.0',
-    description='Deep Degradation Response (DDR, NeurIPS 2024) as a BasicSR plugin: loss, IQA metric, NAFNet/Restormer training',
+    version=read_version(),
+    description=('Deep Degradation Response (DDR, NeurIPS 2024) as a BasicSR plugin: loss, IQA metric, '
+                 'NAFNet/Restormer training'),
     long_description=Path(__file__).with_name('README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',
     license='MIT',
@@ -66,7 +74,7 @@ setup(
         'openpyxl',
         'matplotlib',
     ],
-    extras_require={'test': ['pytest']},
+    extras_require={'test': ['pytest', 'ruff']},
     entry_points={
         'console_scripts': [
             'ddr-train=ddr_basicsr.train:main',

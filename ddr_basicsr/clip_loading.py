@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence, Tuple
 
 import open_clip
-from open_clip.model import build_model_from_openai_state_dict
 import torch
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
-
+from open_clip.model import build_model_from_openai_state_dict
 
 OFFLINE_FIX = 'Offline? Download the checkpoint elsewhere (e.g. OpenAI ViT-B-32.pt) and pass its path: '
 PYTHON_FIX = ("DDR(pretrained='/path/to/ViT-B-32.pt') or `pretrained: /path/to/ViT-B-32.pt` in the option file "

@@ -136,7 +136,7 @@ def image_size(path: Path) -> Size:
 def matching_scale(gt_size: Size, lq_size: Size, lq_scales: Sequence[int]) -> Optional[int]:
     """The factor s in ``lq_scales`` with GT = s x LQ on both sides (to within s-1 px), or None."""
     for scale in lq_scales:
-        if all(0 <= g - l * scale < scale for g, l in zip(gt_size, lq_size)):
+        if all(0 <= gt - lq * scale < scale for gt, lq in zip(gt_size, lq_size)):
             return scale
     return None
 

@@ -100,7 +100,8 @@ def build_deblur_dataset(root: Path, tile: int = 128, val_crops_per_photo: int =
         train_part, val_part = photo[:, :split_column], photo[:, split_column:]
         for top in range(0, train_part.shape[0] - tile + 1, tile):
             for left in range(0, train_part.shape[1] - tile + 1, tile):
-                _write_pair(root, 'train', f'{stem}_{top:04d}_{left:04d}', train_part[top:top + tile, left:left + tile], rng)
+                tile_image = train_part[top:top + tile, left:left + tile]
+                _write_pair(root, 'train', f'{stem}_{top:04d}_{left:04d}', tile_image, rng)
                 counts['train'] += 1
         for index in range(val_crops_per_photo):
             _write_pair(root, 'val', f'{stem}_{index:02d}', textured_crop(val_part, tile, rng), rng)
@@ -279,8 +280,8 @@ def write_grid(names: Sequence[str], blurred, sharp, outputs, labels: Sequence[s
 def write_report(target: Path, table: Dict[str, Tuple[float, float]], counts: Dict[str, int], iters: int,
                  clip_note: str, seconds: Dict[str, float]) -> None:
     lines = ['# ddr-basicsr demo: deblurring with PSNR loss vs. PSNR + DDR (Eq. 8)', '', clip_note, '',
-             f"Data: {counts['train']} training tiles and {counts['val']} validation crops (128²) from disjoint parts of "
-             "scikit-image's sample photos, each blurred with its own random motion or Gaussian kernel. Network: "
+             f"Data: {counts['train']} training tiles and {counts['val']} validation crops (128²) from disjoint parts "
+             "of scikit-image's sample photos, each blurred with its own random motion or Gaussian kernel. Network: "
              f'NAFNet (width 16, 3 levels), AdamW, {iters} iterations of batch 4 on 64² patches, on the CPU.', '',
              '| method | PSNR (dB) | SSIM | training time (s) |', '|---|---|---|---|']
     for label, (psnr, ssim) in table.items():
@@ -304,6 +305,7 @@ def run_demo(out: Path, iters: int, clip_weights: str, val_crops_per_photo: int 
     if clip_weights == 'openai' and not _hub_reachable():
         use_hub_cache_only()
     import yaml
+
     from ddr_basicsr.host.pipelines import train_main
 
     out.mkdir(parents=True, exist_ok=True)

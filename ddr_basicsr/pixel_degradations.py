@@ -41,7 +41,8 @@ def jpeg_compression(images: torch.Tensor, quality: float, generator: torch.Gene
     batch = (images.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     decoded = []
     for rgb in batch:
-        ok, buffer = cv2.imencode('.jpg', np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        bgr = np.ascontiguousarray(rgb[..., ::-1])
+        ok, buffer = cv2.imencode('.jpg', bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
         if not ok:
             raise RuntimeError('OpenCV failed to JPEG-encode an image')
         decoded.append(cv2.imdecode(buffer, cv2.IMREAD_COLOR)[..., ::-1].copy())

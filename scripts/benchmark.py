@@ -20,11 +20,11 @@ from skimage import data as sample_images
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ddr_basicsr import DDR  # noqa: E402
-from ddr_basicsr.ddr import feature_distance, square_patch_offsets  # noqa: E402
-from ddr_basicsr.prompts import BIQA_DEGRADATIONS, RESTORATION_DEGRADATIONS, resolve_prompts  # noqa: E402
+import open_clip
 
-import open_clip  # noqa: E402
+from ddr_basicsr import DDR
+from ddr_basicsr.ddr import feature_distance, square_patch_offsets
+from ddr_basicsr.prompts import BIQA_DEGRADATIONS, RESTORATION_DEGRADATIONS, resolve_prompts
 
 
 def synchronize(device: torch.device) -> None:
@@ -156,6 +156,7 @@ def nafnet_step(device: torch.device, with_ddr: bool, size: int, precision: str)
     The network trains in fp32 (the paper's setting); ``precision`` is DDRLoss's CLIP precision.
     """
     from benchmark_train import build_options
+
     from ddr_basicsr.models.restoration_model import RestorationModel
     options = build_options(argparse.Namespace(device=device.type, width=64, clip_model='ViT-B-32',
                                                clip_pretrained='none'), 'psnr+ddr' if with_ddr else 'psnr', 'fp32',

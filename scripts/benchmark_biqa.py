@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 import torch
 
-from ddr_basicsr.image_io import decode_image, read_image, to_tensor
 from ddr_basicsr.cli_options import add_model_arguments
+from ddr_basicsr.image_io import decode_image, read_image, to_tensor
 from ddr_basicsr.scoring import build_ddr, iter_quality_scores, load_prompts, score_images
 
 

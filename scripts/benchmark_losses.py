@@ -16,10 +16,10 @@ import time
 from typing import Callable, Dict, List, Optional
 
 import torch
+from basicsr.losses import build_loss
 from tqdm import tqdm
 
 import ddr_basicsr  # noqa: F401  (registers the losses)
-from basicsr.losses import build_loss
 
 LOSS_OPTIONS: Dict[str, dict] = {
     'LPIPSLoss': {'type': 'LPIPSLoss', 'loss_weight': 1.0, 'pretrained': False},

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from ddr_basicsr.models.restoration_model import RestorationModel  # noqa: E402
+from ddr_basicsr.models.restoration_model import RestorationModel
 
 NAFNET_GOPRO = {'type': 'NAFNet', 'enc_blk_nums': [1, 1, 1, 28], 'middle_blk_num': 1, 'dec_blk_nums': [1, 1, 1, 1]}
 LOSS_SETS = ('psnr', 'psnr+ddr')

@@ -38,10 +38,10 @@ from scipy import stats
 from tqdm import tqdm
 
 from ddr_basicsr.atomic_files import atomic_path, write_text_atomically
+from ddr_basicsr.cli_options import add_model_arguments
 from ddr_basicsr.image_io import read_image, resize_short_side
 from ddr_basicsr.iqa_datasets import LOADERS, load_dataset
 from ddr_basicsr.prompts import TABLE7_WORDS
-from ddr_basicsr.cli_options import add_model_arguments
 from ddr_basicsr.scoring import build_ddr, collect_inputs, iter_quality_scores, load_prompts
 
 #: Table 2 of the paper (CSIQ): SRCC of DDR_d with complexity, colorfulness, sharpness, quality.

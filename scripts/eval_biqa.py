@@ -34,10 +34,16 @@ from scipy import stats
 from tqdm import tqdm
 
 from ddr_basicsr.atomic_files import write_text_atomically
-from ddr_basicsr.image_io import decode_image, resize_short_side, to_tensor
-from ddr_basicsr.iqa_datasets import (KONIQ_RESOLUTIONS, KONIQ_SCORE_COLUMNS, LIVE_DMOS_CHOICES, LOADERS,
-                                      IQADataset, load_dataset)
 from ddr_basicsr.cli_options import add_model_arguments
+from ddr_basicsr.image_io import decode_image, resize_short_side, to_tensor
+from ddr_basicsr.iqa_datasets import (
+    KONIQ_RESOLUTIONS,
+    KONIQ_SCORE_COLUMNS,
+    LIVE_DMOS_CHOICES,
+    LOADERS,
+    IQADataset,
+    load_dataset,
+)
 from ddr_basicsr.scoring import build_ddr, iter_quality_scores, load_prompts
 
 #: Table 3 of the paper: SRCC of NIQE and of DDR ("Ours") on each dataset.

@@ -23,8 +23,14 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from ddr_basicsr.data_prep import (ImagePair, add_common_arguments, crop_from_args, output_path,  # noqa: E402
-                                   pair_by_stem, prepare_split)
+from ddr_basicsr.data_prep import (
+    ImagePair,
+    add_common_arguments,
+    crop_from_args,
+    output_path,
+    pair_by_stem,
+    prepare_split,
+)
 
 OFFICIAL_PAIRS = {'train': 2103, 'test': 1111}
 OUTPUT_STEMS = {'train': ('sharp_crops', 'blur_crops'), 'test': ('target', 'input')}  # (GT, LQ)

@@ -22,8 +22,14 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from ddr_basicsr.data_prep import (ImagePair, add_common_arguments, crop_from_args, output_path,  # noqa: E402
-                                   output_stems, prepare_split)
+from ddr_basicsr.data_prep import (
+    ImagePair,
+    add_common_arguments,
+    crop_from_args,
+    output_path,
+    output_stems,
+    prepare_split,
+)
 
 OFFICIAL_PAIRS = {'train': 3758, 'test': 980}
 

@@ -29,9 +29,18 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from ddr_basicsr.data_prep import (ImagePair, add_common_arguments, check_matching, check_pairs,  # noqa: E402
-                                   crop_from_args, list_images, output_path, output_stems, prepare_split,
-                                   warn_on_count)
+from ddr_basicsr.data_prep import (
+    ImagePair,
+    add_common_arguments,
+    check_matching,
+    check_pairs,
+    crop_from_args,
+    list_images,
+    output_path,
+    output_stems,
+    prepare_split,
+    warn_on_count,
+)
 
 REALSR_CAMERAS = ('Canon', 'Nikon')
 REALSR_SPLITS = {'train': 'Train', 'test': 'Test'}

@@ -8,9 +8,9 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 import torch
 import torch.nn.functional as F
-
 from basicsr.archs import build_network
 from basicsr.models.base_model import BaseModel
+
 from ddr_basicsr.archs.layers import ChannelLayerNorm, LocalAvgPool2d, box_mean_valid
 from ddr_basicsr.archs.nafnet_arch import NAFBlock, NAFNet, NAFNetLocal
 from ddr_basicsr.archs.restormer_arch import GDFN, MDTA, Restormer

@@ -1,4 +1,4 @@
-"""Stock BasicSR with ddr-basicsr installed: any import order, the shipped .pth, stock entry points, existing configs."""
+"""Stock BasicSR with ddr-basicsr installed: import order, the shipped .pth, stock entry points, existing configs."""
 import json
 import os
 import re
@@ -7,9 +7,9 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import basicsr
 import pytest
 
-import basicsr
 from ddr_basicsr import train as ddr_train
 from ddr_basicsr.host.options import load_yaml
 from tiny_training import REPO_ROOT, make_options, read_logs, subprocess_env, write_options, write_paired_dataset
@@ -63,6 +63,7 @@ def test_opt_out_light_core_import_then_basicsr(tmp_path):
 
 def test_importing_the_package_registers_into_an_already_imported_basicsr():
     from basicsr.utils.registry import LOSS_REGISTRY
+
     import ddr_basicsr
     assert 'basicsr' in sys.modules and ddr_basicsr.host.is_attached() and 'DDRLoss' in LOSS_REGISTRY
 

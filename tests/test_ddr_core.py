@@ -91,7 +91,8 @@ def test_clip_stays_in_eval_mode_and_text_is_cached(tiny_clip_path):
 
 
 def test_table7_and_user_prompts():
-    assert prompt_pair(*TABLE7_WORDS['blur']) == ('A blurry photo with low-quality.', 'A sharp photo with high-quality.')
+    assert prompt_pair(*TABLE7_WORDS['blur']) == ('A blurry photo with low-quality.',
+                                                  'A sharp photo with high-quality.')
     assert prompt_pair('noise degraded', 'clean')[0] == 'A noise degraded photo with low-quality.'
     sentences = ('A hazy picture.', 'A clear picture.')
     assert prompt_pair(*sentences) == sentences
@@ -200,7 +201,8 @@ def test_local_openai_state_dict_and_weight_errors(tiny_clip_path, tmp_path, mon
 
     fp32_file = tmp_path / 'open_clip_format.pt'
     torch.save({k: v.float() for k, v in state_dict.items()}, fp32_file)
-    with pytest.raises(ClipWeightsError, match="could not load CLIP weights from .*open_clip_format.pt for model 'ViT-B-32'"):
+    with pytest.raises(ClipWeightsError,
+                       match="could not load CLIP weights from .*open_clip_format.pt for model 'ViT-B-32'"):
         DDR(pretrained=str(fp32_file), device='cpu')
 
     import open_clip.factory

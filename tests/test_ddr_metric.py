@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 import torch
-
-import ddr_basicsr  # noqa: F401  (registers the plugin's metrics)
 from basicsr.metrics import calculate_metric
 from basicsr.utils.registry import METRIC_REGISTRY
+
+import ddr_basicsr  # noqa: F401  (registers the plugin's metrics)
 from ddr_basicsr.ddr import DDR
 from ddr_basicsr.metrics import ddr_metric
 

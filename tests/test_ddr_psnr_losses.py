@@ -4,9 +4,9 @@ import sys
 
 import pytest
 import torch
+from basicsr.losses import build_loss
 
 import ddr_basicsr  # noqa: F401  (registers the losses)
-from basicsr.losses import build_loss
 
 
 def test_import_makes_basicsr_work_on_current_torchvision():

@@ -12,7 +12,6 @@ from script_loading import load_script
 from test_iqa_datasets import write_csiq
 
 
-
 @pytest.fixture(scope='module')
 def report():
     return load_script('descriptor_report')

@@ -5,10 +5,10 @@ import json
 import cv2
 import numpy as np
 import pytest
+from basicsr.metrics.niqe import calculate_niqe
 from scipy import stats
 
 from ddr_basicsr import scoring as score_module
-from basicsr.metrics.niqe import calculate_niqe
 from script_loading import load_script
 from test_iqa_datasets import WRITERS, write_tid2013
 

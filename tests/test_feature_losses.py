@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from basicsr.losses import build_loss
 from scipy.stats import wasserstein_distance
 
 import ddr_basicsr  # noqa: F401  (registers the losses)
-from basicsr.losses import build_loss
 from ddr_basicsr.losses.contextual_loss import ContextualLoss, contextual_loss_per_image, sample_positions
 from ddr_basicsr.losses.fdl_loss import FDLLoss
 from ddr_basicsr.losses.lpips_loss import LPIPSLoss

@@ -5,17 +5,17 @@ import os
 import socket
 from collections import OrderedDict
 
+import basicsr.test as basicsr_test
+import basicsr.train as basicsr_train
 import pytest
 import torch
 import torch.distributed as dist
 import yaml
+from basicsr.models.base_model import BaseModel
+from basicsr.utils import dist_util, get_root_logger, options
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-import basicsr.test as basicsr_test
-import basicsr.train as basicsr_train
-from basicsr.models.base_model import BaseModel
-from basicsr.utils import dist_util, get_root_logger, options
 from ddr_basicsr.host import fixes as host_fixes
 from ddr_basicsr.host import options as host_options
 
@@ -25,7 +25,8 @@ def test_apply_installs_every_fix():
     host_fixes.apply()  # idempotent
     assert options.ordered_yaml is host_options.ordered_yaml
     assert options._postprocess_yml_value is host_options.parse_force_yml_value
-    assert options.parse_options is basicsr_train.parse_options is basicsr_test.parse_options is host_fixes.parse_options
+    assert options.parse_options is host_fixes.parse_options
+    assert basicsr_train.parse_options is basicsr_test.parse_options is host_fixes.parse_options
     assert options.init_dist is host_fixes.init_dist and dist_util.init_dist is host_fixes.init_dist
     assert basicsr_train.load_resume_state is host_fixes.load_resume_state
     assert BaseModel.model_to_device is host_fixes.model_to_device

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from basicsr.losses import build_loss
 
 IMAGE_LEVEL_LOSSES = ('DDRLoss', 'LPIPSLoss', 'ContextualLoss', 'PDLLoss', 'FDLLoss')
@@ -83,7 +82,8 @@ def test_psnr_loss_takes_an_elementwise_weight(losses, pair):
     image_weight = torch.tensor([0.5, 0.5, 1.0])  # mean of each image's weight
     assert torch.allclose(per_image, top_psnr_loss * image_weight, rtol=1e-5)
     expected_mean = (top_psnr_loss * image_weight).sum() / image_weight.sum()
-    assert losses['PSNRLoss', 'mean'](pred, target, weight=weight).item() == pytest.approx(expected_mean.item(), rel=1e-5)
+    weighted_mean = losses['PSNRLoss', 'mean'](pred, target, weight=weight)
+    assert weighted_mean.item() == pytest.approx(expected_mean.item(), rel=1e-5)
     uniform = losses['PSNRLoss', 'mean'](pred, target, weight=torch.ones(3, 3, 32, 32))
     assert uniform.item() == pytest.approx(losses['PSNRLoss', 'mean'](pred, target).item(), rel=1e-6)
     with pytest.raises(ValueError, match=r"weight must be element-wise, shape \(3, 1, 32, 32\) or \(3, 3, 32, 32\)"):

@@ -9,13 +9,13 @@ from typing import Any, Dict, Iterator, List
 import open_clip
 import pytest
 import torch
-
-from script_loading import load_script
-from ddr_basicsr.host.options import check_model_options, load_yaml
 from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.models import build_model
 from basicsr.utils.registry import DATASET_REGISTRY, METRIC_REGISTRY
+
+from ddr_basicsr.host.options import check_model_options, load_yaml
+from script_loading import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = ROOT / 'options'

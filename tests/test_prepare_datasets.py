@@ -9,11 +9,11 @@ import cv2
 import lmdb
 import numpy as np
 import pytest
+from basicsr.data.paired_image_dataset import PairedImageDataset
 
-from script_loading import load_script
 from ddr_basicsr.data_prep import CropSpec, partial_path
 from ddr_basicsr.host.options import load_yaml
-from basicsr.data.paired_image_dataset import PairedImageDataset
+from script_loading import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (48, 64)  # (h, w) of the miniature images

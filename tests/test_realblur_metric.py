@@ -3,11 +3,16 @@ intensity matching, masked formulas, and BasicSR's metric calling convention."""
 import cv2
 import numpy as np
 import pytest
-
-from ddr_basicsr.metrics.realblur_metric import (EccAlignment, calculate_psnr_ecc, calculate_ssim_ecc, ecc_align,
-                                                 masked_psnr)
 from basicsr.metrics import calculate_metric, calculate_psnr, calculate_ssim
 from basicsr.utils.registry import METRIC_REGISTRY
+
+from ddr_basicsr.metrics.realblur_metric import (
+    EccAlignment,
+    calculate_psnr_ecc,
+    calculate_ssim_ecc,
+    ecc_align,
+    masked_psnr,
+)
 
 SHIFT = (1.5, -0.75)  # (x, y) in pixels: the restored image is the GT moved right and up
 

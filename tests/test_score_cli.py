@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from script_loading import load_script
 from ddr_basicsr import scoring as score_module
 from ddr_basicsr.ddr import DDR
 from ddr_basicsr.image_io import read_image
 from ddr_basicsr.prompts import BIQA_DEGRADATIONS
 from ddr_basicsr.score import main
 from ddr_basicsr.scoring import collect_inputs, iter_quality_scores, stack_by_size
+from script_loading import load_script
 
 
 @pytest.fixture(scope='module')

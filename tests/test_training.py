@@ -8,6 +8,8 @@ from copy import deepcopy
 import pytest
 import torch
 import yaml
+from basicsr.models.sr_model import SRModel
+from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
 from torch import nn
 
 from ddr_basicsr import test as ddr_test
@@ -17,8 +19,6 @@ from ddr_basicsr.host.pipelines import split_root_argument
 from ddr_basicsr.models.lr_scheduler import CosineAnnealingRestartCyclicLR, TrueCosineAnnealingLR
 from ddr_basicsr.models.restoration_model import ProgressiveSchedule, RestorationModel
 from tiny_training import TINY_NAFNET, make_options, read_logs, subprocess_env, write_options
-from basicsr.models.sr_model import SRModel
-from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
 
 
 def net_keys() -> set:

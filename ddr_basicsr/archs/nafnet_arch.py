@@ -8,9 +8,9 @@ from typing import Iterator, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from basicsr.utils.registry import ARCH_REGISTRY
 from ddr_basicsr.archs.layers import ChannelLayerNorm, LocalAvgPool2d, simple_gate
 
 NAFNET_NORM_EPS = 1e-6

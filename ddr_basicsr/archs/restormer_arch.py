@@ -8,9 +8,9 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from basicsr.utils.registry import ARCH_REGISTRY
 from ddr_basicsr.archs.layers import ChannelLayerNorm
 
 RESTORMER_NORM_EPS = 1e-5
@@ -136,7 +136,7 @@ class Restormer(nn.Module):
     def __init__(self, inp_channels: int = 3, out_channels: int = 3, dim: int = 48,
                  num_blocks: Sequence[int] = (4, 6, 6, 8), num_refinement_blocks: int = 4,
                  heads: Sequence[int] = (1, 2, 4, 8), ffn_expansion_factor: float = 2.66, bias: bool = False,
-                 LayerNorm_type: str = 'WithBias', dual_pixel_task: bool = False) -> None:  # noqa: N803 (official name)
+                 LayerNorm_type: str = 'WithBias', dual_pixel_task: bool = False) -> None:
         super().__init__()
         if len(num_blocks) != 4 or len(heads) != 4:
             raise ValueError(f'Restormer has four levels: num_blocks and heads need 4 entries, got '

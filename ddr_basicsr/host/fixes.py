@@ -25,18 +25,17 @@ import sysconfig
 from os import path as osp
 from typing import Any, List, Optional, Tuple
 
-import torch
-import torch.distributed as dist
-from torch import nn
-from torch.nn.parallel import DataParallel, DistributedDataParallel
-
 import basicsr
 import basicsr.test as basicsr_test
 import basicsr.train as basicsr_train
+import torch
+import torch.distributed as dist
 from basicsr.models.base_model import BaseModel
-from basicsr.utils import check_resume
+from basicsr.utils import check_resume, dist_util, options
 from basicsr.utils import logger as basicsr_logger
-from basicsr.utils import dist_util, options
+from torch import nn
+from torch.nn.parallel import DataParallel, DistributedDataParallel
+
 from ddr_basicsr.host import tell
 from ddr_basicsr.host.options import check_options, ordered_yaml, parse_force_yml_value, set_test_defaults
 

@@ -23,8 +23,8 @@ class _AttachingLoader:
         return self.loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
-        from ddr_basicsr.host.torchvision_alias import install_torchvision_alias
         from ddr_basicsr.host import attach
+        from ddr_basicsr.host.torchvision_alias import install_torchvision_alias
         install_torchvision_alias()
         self.loader.exec_module(module)
         attach()

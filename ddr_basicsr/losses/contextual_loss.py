@@ -18,9 +18,9 @@ from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from basicsr.utils.registry import LOSS_REGISTRY
 from torch import Tensor
 
-from basicsr.utils.registry import LOSS_REGISTRY
 from ddr_basicsr.losses.vgg_features import VGGFeatureDistanceLoss
 
 DEFAULT_CTX_LAYERS = {'relu3_2': 1.0, 'relu4_2': 1.0}

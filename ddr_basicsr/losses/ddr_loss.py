@@ -2,9 +2,9 @@
 from typing import Mapping, Optional, Sequence
 
 import torch
+from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 
-from basicsr.utils.registry import LOSS_REGISTRY
 from ddr_basicsr.ddr import DDR
 from ddr_basicsr.losses.loss_util import check_reduction, per_image_weight, reduce_per_image
 from ddr_basicsr.prompts import RESTORATION_DEGRADATIONS
@@ -16,9 +16,10 @@ class DDRLoss(nn.Module):
 
     No reference is needed: ``forward(pred, target=None, weight=None)`` ignores ``target`` so the loss fits
     slots that pass (output, gt). DDR scores whole images, so ``weight`` is one weight per image, (N,) or
-    (N, 1, 1, 1); ``reduction`` ``none`` gives one value per image. The frozen CLIP lives in this module, never in the restoration network,
-    its optimizer or its checkpoints. On a GPU the CLIP forward and backward replay as CUDA graphs
-    (``cuda_graphs``, see ``DDR``): compute the loss once per backward, as a training step does.
+    (N, 1, 1, 1); ``reduction`` ``none`` gives one value per image. The frozen CLIP lives in this module, never
+    in the restoration network, its optimizer or its checkpoints. On a GPU the CLIP forward and backward
+    replay as CUDA graphs (``cuda_graphs``, see ``DDR``): compute the loss once per backward, as a training
+    step does.
     ``precision: auto`` (default) runs CLIP in bf16 autocast on a GPU, as the authors' code runs it in
     fp16, and in fp32 on a CPU; 'fp32' forces float32 everywhere.
     """

@@ -16,9 +16,9 @@ from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
+from basicsr.utils.registry import LOSS_REGISTRY
 from torch import Tensor
 
-from basicsr.utils.registry import LOSS_REGISTRY
 from ddr_basicsr.losses.vgg_features import VGGFeatureDistanceLoss
 
 DEFAULT_FDL_LAYERS = {'relu1_2': 1.0, 'relu2_2': 1.0, 'relu3_4': 1.0, 'relu4_4': 1.0, 'relu5_4': 1.0}

@@ -14,9 +14,9 @@ from typing import Optional
 
 import lpips
 import torch
+from basicsr.utils.registry import LOSS_REGISTRY
 from torch import Tensor, nn
 
-from basicsr.utils.registry import LOSS_REGISTRY
 from ddr_basicsr.losses.loss_util import check_image_pair, check_reduction, per_image_weight, reduce_per_image
 from ddr_basicsr.losses.vgg_features import AlwaysEvalMixin, load_torchvision_state_dict
 

@@ -15,9 +15,9 @@ The minimum, 0, is reached for output == gt (and any spatial permutation of it).
 """
 from typing import Dict, Optional
 
+from basicsr.utils.registry import LOSS_REGISTRY
 from torch import Tensor
 
-from basicsr.utils.registry import LOSS_REGISTRY
 from ddr_basicsr.losses.vgg_features import VGGFeatureDistanceLoss
 
 DEFAULT_PDL_LAYERS = {'relu1_2': 1.0, 'relu2_2': 1.0, 'relu3_4': 1.0, 'relu4_4': 1.0, 'relu5_4': 1.0}

@@ -3,9 +3,9 @@ import math
 from typing import Optional
 
 import torch
+from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 
-from basicsr.utils.registry import LOSS_REGISTRY
 from ddr_basicsr.losses.loss_util import check_image_pair, check_reduction, elementwise_weight, reduce_per_image
 
 _Y_WEIGHTS = (65.481, 128.553, 24.966)

@@ -24,11 +24,10 @@ from typing import Dict, Tuple
 
 import cv2
 import numpy as np
-from skimage.metrics import structural_similarity
-
 from basicsr.metrics.metric_util import reorder_image
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import METRIC_REGISTRY
+from skimage.metrics import structural_similarity
 
 ECC_ITERATIONS = 100
 ECC_EPS = 0.0

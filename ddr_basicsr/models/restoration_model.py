@@ -19,13 +19,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-
 from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
+from torch import Tensor, nn
+
 from ddr_basicsr.models.lr_scheduler import SCHEDULERS
 
 LOSS_BLOCK_SUFFIX = '_opt'
