@@ -14,9 +14,10 @@ def parse_pretrained(value: str) -> Optional[str]:
     return None if value.lower() == 'none' else value
 
 
-def add_model_arguments(parser: argparse.ArgumentParser,
-                        default_degradations: Sequence[str] = BIQA_DEGRADATIONS) -> None:
-    """Options shared by ``ddr-score`` and the evaluation scripts (pass the same default to build_ddr)."""
+def add_model_arguments(parser: argparse.ArgumentParser, default_degradations: Sequence[str] = BIQA_DEGRADATIONS,
+                        default_pretrained: str = 'openai') -> None:
+    """Options shared by ``ddr-score`` and the evaluation scripts (pass the same default to build_ddr);
+    ``default_pretrained`` 'none' means random weights (benchmarks that need no download)."""
     parser.add_argument('--degradations', default=None,
                         help='comma-separated degradation names (Table 7: color, noise, blur, exposure, content, '
                              f'or names from --prompts); default: {",".join(default_degradations)}')
@@ -24,8 +25,9 @@ def add_model_arguments(parser: argparse.ArgumentParser,
                         help='YAML/JSON file {name: [degraded, clean]}: two words for the paper\'s template '
                              '(Eq. 6) or two full sentences; without --degradations all its names are used')
     parser.add_argument('--model', default='ViT-B-32', help='open_clip model name (default: ViT-B-32, the paper\'s)')
-    parser.add_argument('--pretrained', default='openai', type=parse_pretrained,
-                        help='open_clip weights tag or local file (default: openai); "none" = random weights')
+    parser.add_argument('--pretrained', default=parse_pretrained(default_pretrained), type=parse_pretrained,
+                        help=f'open_clip weights tag or local file (default: {default_pretrained}); '
+                             '"none" = random weights')
     parser.add_argument('--device', default=None, help='cpu, cuda, cuda:1, ... (default: cuda when available)')
     parser.add_argument('--precision', default='fp32', choices=PRECISION_CHOICES,
                         help='image-encoder precision (default: fp32; auto: bf16 on a GPU, fp32 on a CPU)')

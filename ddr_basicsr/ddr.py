@@ -1,4 +1,5 @@
-"""Deep Degradation Response (Wu, Ni et al., NeurIPS 2024), Sec. 3: torch + open_clip only, no BasicSR."""
+"""Deep Degradation Response (Wu, Ni et al., NeurIPS 2024), Sec. 3: torch and open_clip (OpenCV for the pixel-domain
+JPEG degradation), no BasicSR."""
 from collections import OrderedDict, defaultdict
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 

@@ -174,7 +174,6 @@ def resolve_clip_weights(requested: str) -> Tuple[Optional[str], Optional[str]]:
 LOG_LOSS = re.compile(r'iter:\s*([\d,]+).*?\]\s*(.*)$')
 LOG_TERM = re.compile(r'(l_\w+): ([-+0-9.eE]+)')
 LOG_METRIC = re.compile(r'# (psnr|ssim): ([-+0-9.eE]+)')
-LOG_VAL = re.compile(r'Validation (\S+)')
 
 
 def parse_training_log(log_file: Path) -> Tuple[Dict[str, List[Tuple[int, float]]], Dict[str, List[float]]]:

@@ -2,7 +2,7 @@
 
 Each loader takes the dataset's root folder and returns an :class:`IQADataset`: every distorted image
 (reference copies and LIVE in the Wild's 7 training images excluded) with its subjective score, and
-the score direction. Formats, counts and directions: ``shared/notes/losses_iqa_datasets.md`` (B.4).
+the score direction. Formats, counts and directions are in the table below.
 
 | name | official files read | images | score |
 |---|---|---|---|

@@ -1,6 +1,6 @@
 """Handcrafted pixel-domain degradations D(i, ω_d) for the pixel-domain DDR of Eq. 2 (Fig. 3a)."""
 import math
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import cv2
 import numpy as np
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 DEFAULT_PIXEL_LEVELS = {'blur': 2.0, 'noise': 0.1, 'jpeg': 30.0}
 
 
-def gaussian_blur(images: torch.Tensor, sigma: float, generator: torch.Generator = None) -> torch.Tensor:
+def gaussian_blur(images: torch.Tensor, sigma: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Separable Gaussian blur of standard deviation ``sigma`` px, kernel 2·ceil(3σ)+1, reflect padding."""
     if sigma <= 0:
         raise ValueError(f'blur level (Gaussian sigma) must be > 0, got {sigma}')
@@ -26,15 +26,17 @@ def gaussian_blur(images: torch.Tensor, sigma: float, generator: torch.Generator
     return F.conv2d(F.conv2d(padded, horizontal, groups=channels), vertical, groups=channels)
 
 
-def gaussian_noise(images: torch.Tensor, sigma: float, generator: torch.Generator = None) -> torch.Tensor:
-    """Additive white Gaussian noise of standard deviation ``sigma`` (image range [0, 1])."""
+def gaussian_noise(images: torch.Tensor, sigma: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Additive white Gaussian noise of standard deviation ``sigma`` (image range [0, 1]); drawn from
+    ``generator`` (on its device), or from torch's global generator on the images' device when None."""
     if sigma <= 0:
         raise ValueError(f'noise level (standard deviation) must be > 0, got {sigma}')
-    noise = torch.randn(images.shape, generator=generator, dtype=images.dtype, device=generator.device)
+    device = images.device if generator is None else generator.device
+    noise = torch.randn(images.shape, generator=generator, dtype=images.dtype, device=device)
     return images + sigma * noise.to(images.device)
 
 
-def jpeg_compression(images: torch.Tensor, quality: float, generator: torch.Generator = None) -> torch.Tensor:
+def jpeg_compression(images: torch.Tensor, quality: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """JPEG round trip at ``quality`` (1-100) with OpenCV; not differentiable (the result is detached)."""
     if not 1 <= quality <= 100:
         raise ValueError(f'jpeg level (quality) must be in [1, 100], got {quality}')

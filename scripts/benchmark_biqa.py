@@ -11,7 +11,7 @@ Fidelity: the scores of the first ``--check-images`` images are compared with th
 one image at a time; the largest absolute difference is printed (target: below 1e-4).
 
     python scripts/benchmark_biqa.py --device cuda --num-images 512 --batch-size 64 --workers 12
-    python scripts/benchmark_biqa.py --device cpu --pretrained none --num-images 16 --batch-size 8  # smoke
+    python scripts/benchmark_biqa.py --device cpu --num-images 16 --batch-size 8  # smoke (random CLIP by default)
 """
 import argparse
 import functools
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--warmup', type=int, default=2, help='warm-up batches before timing (default 2)')
     parser.add_argument('--check-images', type=int, default=8,
                         help='images compared with the one-at-a-time float32 path (default 8; 0: skip)')
-    add_model_arguments(parser)
+    add_model_arguments(parser, default_pretrained='none')  # timing needs random weights of the real shapes only
     return parser
 
 

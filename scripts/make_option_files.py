@@ -49,7 +49,7 @@ LOSSES = {
 }
 
 # ---------------------------------------------------------------------------------------------------------------
-# Architectures with their official training settings (../shared/notes/nafnet_restormer.md).
+# Architectures with their official training settings (the NAFNet and Restormer releases' option files).
 ARCHS: Dict[str, Dict[str, Any]] = {
     'nafnet': {
         'label': 'NAFNet',
@@ -442,7 +442,9 @@ README_TEMPLATE = [
     '|---|---|---|---|',
     '{rows}',
     '',
-    'Official checkpoints (download them from the authors\' links first):',
+    'Official checkpoints: download them into `experiments/pretrained_models/` first, NAFNet\'s from the "Results and '
+    'Pre-trained Models" table of https://github.com/megvii-research/NAFNet, Restormer\'s `motion_deblurring.pth` '
+    'from https://github.com/swz30/Restormer (`Motion_Deblurring/pretrained_models/README.md`):',
     '',
     '| test file | checkpoint | reported |',
     '|---|---|---|',

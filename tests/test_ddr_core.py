@@ -6,6 +6,7 @@ import torch
 from ddr_basicsr import DDR
 from ddr_basicsr.clip_loading import ClipWeightsError
 from ddr_basicsr.ddr import square_patch_offsets
+from ddr_basicsr.pixel_degradations import PIXEL_DEGRADATIONS
 from ddr_basicsr.prompts import TABLE7_WORDS, prompt_pair, resolve_prompts
 
 BIQA_SET = ['blur', 'color', 'noise', 'exposure']
@@ -186,6 +187,20 @@ def test_pixel_domain_ddr(tiny_clip_path):
     assert image.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="unknown pixel-domain degradation"):
         DDR(pretrained=tiny_clip_path, domain='pixel', degradations=['color'], device='cpu')
+
+
+@pytest.mark.parametrize('name, level', [('blur', 1.5), ('noise', 0.1), ('jpeg', 30.0)])
+def test_pixel_degradations_work_with_and_without_a_generator(name, level):
+    images = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(7))
+    torch.manual_seed(3)
+    default = PIXEL_DEGRADATIONS[name](images, level)
+    torch.manual_seed(3)
+    assert torch.equal(PIXEL_DEGRADATIONS[name](images, level), default)  # the global generator, seeded
+    seeded = PIXEL_DEGRADATIONS[name](images, level, torch.Generator().manual_seed(1))
+    assert seeded.shape == images.shape and not torch.equal(seeded, images)
+    assert torch.equal(seeded, PIXEL_DEGRADATIONS[name](images, level, torch.Generator().manual_seed(1)))
+    if name == 'noise':
+        assert (default - images).std().item() == pytest.approx(level, rel=0.1)
 
 
 def test_local_openai_state_dict_and_weight_errors(tiny_clip_path, tmp_path, monkeypatch):

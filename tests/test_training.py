@@ -164,6 +164,13 @@ def test_third_party_models_are_not_second_guessed(dataset_root, tiny_clip_path)
     check_options(opt, is_train=True)
 
 
+def test_help_shows_root_in_the_usage(capsys):
+    with pytest.raises(SystemExit):
+        ddr_train.main(['--help'])
+    out = capsys.readouterr().out
+    assert out.startswith('usage: ddr-train [--root DIR] -opt OPT') and '--auto_resume' in out
+
+
 def test_split_root_argument(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert split_root_argument(['-opt', 'x.yml', '--local-rank=1']) == (

@@ -1,6 +1,6 @@
 """NAFNet (Chen et al., "Simple Baselines for Image Restoration", ECCV 2022) and its TLC variant.
 
-Re-implemented from the paper and the notes in ``shared/notes/nafnet_restormer.md``; parameter
+Re-implemented from the paper and the official configurations; parameter
 names and shapes equal the official ones, so the released ``{'params': state_dict}`` files
 (NAFNet-GoPro/REDS/SIDD-width32/64.pth) load with ``strict=True`` into either class.
 """

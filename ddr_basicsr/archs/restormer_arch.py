@@ -1,6 +1,6 @@
 """Restormer (Zamir et al., "Restormer: Efficient Transformer for High-Resolution Image Restoration", CVPR 2022).
 
-Re-implemented from the paper and ``shared/notes/nafnet_restormer.md``; parameter names and shapes
+Re-implemented from the paper and the official configurations; parameter names and shapes
 equal the official ones, so the released ``{'params': state_dict}`` files (motion_deblurring.pth,
 real_denoising.pth, ...) load with ``strict=True``.
 """

@@ -12,18 +12,19 @@ from contextlib import contextmanager
 from os import path as osp
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
-ROOT_HELP = ('ddr-basicsr adds --root DIR: experiments/, tb_logger/ and results/ are created under DIR (default: '
-             'the current directory). Every other flag is BasicSR\'s:')
+ROOT_HELP = ('usage: {program} [--root DIR] -opt OPT [BasicSR\'s options below]\n\n'
+             '  --root DIR   experiments/, tb_logger/ and results/ are created under DIR (default: the current '
+             'directory)\n\nEvery other option is BasicSR\'s:')
 
 
-def split_root_argument(argv: Sequence[str]) -> Tuple[str, List[str]]:
+def split_root_argument(argv: Sequence[str], program: str = 'ddr-train') -> Tuple[str, List[str]]:
     """Take ``--root DIR`` out of ``argv`` (default: current directory) and explain it when help is asked for;
     rename torch.distributed.launch's ``--local-rank`` to BasicSR's ``--local_rank``."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument('--root', default=os.getcwd())
     known, rest = parser.parse_known_args(list(argv))
     if '-h' in rest or '--help' in rest:
-        print(ROOT_HELP)
+        print(ROOT_HELP.format(program=program))
     rest = [arg.replace('--local-rank', '--local_rank', 1) if arg.startswith('--local-rank') else arg for arg in rest]
     return osp.abspath(known.root), rest
 
@@ -44,7 +45,7 @@ def run_pipeline(program: str, pipeline: Callable[[str], None], argv: Optional[S
     from ddr_basicsr.host import attach
     attach()
     from ddr_basicsr.host.fixes import reset_root_logger
-    root, args = split_root_argument(sys.argv[1:] if argv is None else argv)
+    root, args = split_root_argument(sys.argv[1:] if argv is None else argv, program)
     reset_root_logger()
     with command_line(program, args):
         pipeline(root)
