@@ -1,9 +1,12 @@
 """Command-line options shared by ``ddr-score`` and the evaluation scripts (no heavy imports: ``--help`` is fast)."""
 import argparse
 import os
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
 
 from ddr_basicsr.prompts import BIQA_DEGRADATIONS
+
+if TYPE_CHECKING:
+    from ddr_basicsr.data.preparation import CropSpec, SplitPlan
 
 #: ``DDR(precision=...)`` values (``ddr_basicsr.ddr.PRECISIONS``).
 PRECISION_CHOICES = ('fp32', 'bf16', 'fp16', 'auto')
@@ -34,3 +37,41 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_degradations: S
     parser.add_argument('--batch-size', type=int, default=32, help='images per encoder call (default: 32)')
     parser.add_argument('--workers', type=int, default=min(4, os.cpu_count() or 1),
                         help='image-decoding processes (0: decode in the main process; default: min(4, CPUs))')
+
+
+def add_prepare_arguments(parser: argparse.ArgumentParser, default_crop_size: int, default_step: int) -> None:
+    """Options shared by the dataset preparation scripts (``scripts/prepare_*.py``)."""
+    from ddr_basicsr.data.preparation import BACKENDS, SPLITS  # the preparation scripts import it anyway
+
+    parser.add_argument('--splits', nargs='+', choices=sorted(SPLITS), default=list(SPLITS))
+    parser.add_argument('--backend', choices=BACKENDS, default='lmdb',
+                        help='lmdb (BasicSR io_backend lmdb, used by options/*.yml) or disk (PNG folders)')
+    parser.add_argument('--crop-size', type=int, default=default_crop_size,
+                        help=f'training sub-image size, 0 = whole images (default {default_crop_size})')
+    parser.add_argument('--step', type=int, default=default_step, help=f'sub-image step (default {default_step})')
+    parser.add_argument('--thresh-size', type=int, default=0,
+                        help='add a border-flush sub-image when more than this many px are left over (default 0)')
+    parser.add_argument('--compress-level', type=int, default=1, choices=range(10), metavar='0-9',
+                        help='PNG compression level of the written images (default 1)')
+    parser.add_argument('--workers', type=int, default=1, help='processes reading and encoding images (default 1)')
+    parser.add_argument('--overwrite', action='store_true', help='rebuild outputs that already exist')
+    parser.add_argument('--dry-run', action='store_true',
+                        help='find and check all pairs, print the plan, write nothing')
+
+
+def crop_from_args(args: argparse.Namespace) -> 'Optional[CropSpec]':
+    """The training CropSpec from --crop-size/--step/--thresh-size, or None for --crop-size 0."""
+    from ddr_basicsr.data.preparation import CropSpec
+
+    if args.crop_size == 0:
+        return None
+    return CropSpec(args.crop_size, args.step, args.thresh_size)
+
+
+def run_plans_from_args(plans: 'Iterable[SplitPlan]', args: argparse.Namespace) -> Iterator[str]:
+    """``ddr_basicsr.data.preparation.run_plans`` with the options of ``add_prepare_arguments``; yields the lines to
+    print."""
+    from ddr_basicsr.data.preparation import run_plans
+
+    return run_plans(plans, compress_level=args.compress_level, workers=args.workers, overwrite=args.overwrite,
+                     dry_run=args.dry_run)

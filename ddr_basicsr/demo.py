@@ -109,6 +109,11 @@ def build_deblur_dataset(root: Path, tile: int = 128, val_crops_per_photo: int =
     return dict(counts)
 
 
+def validation_interval(iters: int) -> int:
+    """Validate four times per run, or once at the end of runs shorter than four iterations."""
+    return iters // 4 if iters >= 4 else iters
+
+
 def demo_options(name: str, data_root: Path, iters: int, clip_weights: Optional[str], with_ddr: bool,
                  batch_size: int = 4, patch: int = 64, width: int = 16) -> dict:
     """BasicSR options of one demo run: a small NAFNet, AdamW, cosine schedule, PSNR (+ DDR) loss."""
@@ -122,7 +127,7 @@ def demo_options(name: str, data_root: Path, iters: int, clip_weights: Optional[
         train_opt['ddr_opt'] = {'type': 'DDRLoss', 'loss_weight': 2.0, 'degradations': ['color', 'content', 'blur'],
                                 'model': 'ViT-B-32', 'pretrained': clip_weights, 'distance': 'cosine'}
     dataset = {'type': 'PairedImageDataset', 'io_backend': {'type': 'disk'}, 'filename_tmpl': '{}'}
-    val_every = max(1, iters // 4)
+    val_every = validation_interval(iters)
     return {
         'name': name, 'model_type': 'RestorationModel', 'scale': 1, 'num_gpu': 0, 'manual_seed': 0,
         'datasets': {
@@ -332,7 +337,7 @@ def run_demo(out: Path, iters: int, clip_weights: str, val_crops_per_photo: int 
         seconds[label] = time.time() - start
     names, blurred, sharp, outputs, table = restore_validation_set(experiments, data_root, options)
     write_grid(names, blurred, sharp, outputs, list(runs), out / 'grid.png')
-    plot_curves(experiments, out / 'curves.png', max(1, iters // 4), iters)
+    plot_curves(experiments, out / 'curves.png', validation_interval(iters), iters)
     report = out / 'report.md'
     write_report(report, table, counts, iters, clip_note, seconds)
     print(report.read_text(encoding='utf-8'))

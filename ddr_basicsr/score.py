@@ -2,7 +2,7 @@
 
 The CSV has one row per input file: ``path``, ``ddr`` (the blind-IQA score, mean over the degradation set;
 higher = better quality), one column per degradation (DDR_d with patch averaging) and ``error`` (empty when
-the image was scored). The engine is :mod:`ddr_basicsr.scoring`, imported after the arguments are parsed.
+the image was scored). The engine is :mod:`ddr_basicsr.iqa.scoring`, imported after the arguments are parsed.
 
 Exit status: 0 when every image was scored, 1 when at least one could not be read or scored (its row
 says why), 2 for a usage or model-loading error.
@@ -44,7 +44,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error('--batch-size must be >= 1 and --workers >= 0')
     from ddr_basicsr.atomic_files import write_text_atomically
     from ddr_basicsr.clip_loading import ClipWeightsError
-    from ddr_basicsr.scoring import ImageScore, build_ddr, collect_inputs, format_csv, iter_quality_scores, load_prompts
+    from ddr_basicsr.iqa.scoring import (
+        ImageScore,
+        build_ddr,
+        collect_inputs,
+        format_csv,
+        iter_quality_scores,
+        load_prompts,
+    )
     rows = collect_inputs(args.inputs, args.recursive)
     try:
         prompts = load_prompts(args.prompts) if args.prompts else None

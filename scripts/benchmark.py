@@ -11,63 +11,28 @@ bf16 against float32.
 """
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Dict, List
 
 import torch
 from skimage import data as sample_images
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout as well
 
 import open_clip
 
 from ddr_basicsr import DDR
+from ddr_basicsr.benchmarking import (
+    PeakMemory,
+    device_description,
+    mib_text,
+    nafnet_training_options,
+    time_call,
+    time_interleaved,
+    training_step,
+)
 from ddr_basicsr.ddr import feature_distance, square_patch_offsets
 from ddr_basicsr.prompts import BIQA_DEGRADATIONS, RESTORATION_DEGRADATIONS, resolve_prompts
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def time_interleaved(functions: Dict[str, Callable[[], object]], device: torch.device, repeats: int,
-                     warmup: int = 2) -> Dict[str, float]:
-    """{name: median ms}: after ``warmup`` runs each, the functions run in turn, so drifts hit all alike."""
-    for function in functions.values():
-        for _ in range(warmup):
-            function()
-    synchronize(device)
-    times = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, function in functions.items():
-            start = time.perf_counter()
-            function()
-            synchronize(device)
-            times[name].append((time.perf_counter() - start) * 1000)
-    return {name: sorted(values)[len(values) // 2] for name, values in times.items()}
-
-
-def time_call(function: Callable[[], object], device: torch.device, repeats: int, warmup: int = 2) -> float:
-    """Median milliseconds of ``function`` over ``repeats`` runs after ``warmup`` runs."""
-    return time_interleaved({'call': function}, device, repeats, warmup)['call']
-
-
-_MEMORY_BASELINE = {}
-
-
-def peak_memory_mb(device: torch.device) -> str:
-    """MB allocated at peak since ``reset_peak``, beyond what was allocated then."""
-    if device.type != 'cuda':
-        return 'n/a'
-    return f'{(torch.cuda.max_memory_allocated(device) - _MEMORY_BASELINE.get(device, 0)) / 2 ** 20:.0f}'
-
-
-def reset_peak(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats(device)
-        _MEMORY_BASELINE[device] = torch.cuda.memory_allocated(device)
 
 
 class PlainDDR:
@@ -155,22 +120,9 @@ def nafnet_step(device: torch.device, with_ddr: bool, size: int, precision: str)
 
     The network trains in fp32 (the paper's setting); ``precision`` is DDRLoss's CLIP precision.
     """
-    from benchmark_train import build_options
-
-    from ddr_basicsr.models.restoration_model import RestorationModel
-    options = build_options(argparse.Namespace(device=device.type, width=64, clip_model='ViT-B-32',
-                                               clip_pretrained='none'), 'psnr+ddr' if with_ddr else 'psnr', 'fp32',
-                            ddr_precision=precision)
-    model = RestorationModel(options)
-    generator = torch.Generator().manual_seed(0)
-    batch = {'lq': torch.rand(4, 3, size, size, generator=generator),
-             'gt': torch.rand(4, 3, size, size, generator=generator)}
-    iteration = iter(range(1, 10 ** 9))
-
-    def step() -> None:
-        model.feed_data(batch)
-        model.optimize_parameters(next(iteration))
-    return step
+    options = nafnet_training_options(device.type, 64, 'psnr+ddr' if with_ddr else 'psnr', 'fp32',
+                                      ddr_precision=precision)
+    return training_step(options, 4, size)
 
 
 def main(argv: List[str] = None) -> None:
@@ -187,15 +139,16 @@ def main(argv: List[str] = None) -> None:
     device = torch.device(args.device)
     torch.manual_seed(0)
     rows: List[Dict[str, str]] = []
+    memory = PeakMemory(device)
 
     def add(measure: str, precision: str, ms: float, plain_ms: float = None, unit: str = 'ms',
-            peak: str = None) -> None:
+            peak: str = 'n/a') -> None:
         value = f'{ms:.1f} ms' if unit == 'ms' else f'{1000 * args.biqa_images / ms:.1f} img/s'
         plain = '' if plain_ms is None else (f'{plain_ms:.1f} ms' if unit == 'ms'
                                                else f'{1000 * args.biqa_images / plain_ms:.1f} img/s')
         ratio = '' if plain_ms is None else f'{plain_ms / ms:.2f}x'
         rows.append({'measure': measure, 'precision': precision, 'ddr-basicsr': value, 'plain per-image': plain,
-                     'speed-up': ratio, 'peak MB': peak or peak_memory_mb(device)})
+                     'speed-up': ratio, 'peak MB': peak})
         print(f'{measure} [{precision}]: {value} (plain: {plain or "-"}, speed-up {ratio or "-"})', flush=True)
 
     for precision in args.precisions.split(','):
@@ -215,25 +168,25 @@ def main(argv: List[str] = None) -> None:
             with torch.no_grad():
                 gap = (restoration.score(images) - plain.score(images)).abs().max().item()
             print(f'fast vs plain DDR, batch {batch} [{precision}]: max |difference| {gap:.2e}', flush=True)
-            reset_peak(device)
-            fast_ms, fast_peak = time_call(fast_loss, device, args.repeats), peak_memory_mb(device)
+            memory.start()
+            fast_ms, fast_peak = time_call(fast_loss, device, args.repeats), mib_text(memory.stop())
             plain_ms = None if args.skip_plain else time_call(plain_loss, device, max(2, args.repeats // 4), 1)
             add(f'DDR loss fwd+bwd, batch {batch}, {args.size}²', precision, fast_ms, plain_ms, peak=fast_peak)
             if device.type == 'cuda':
                 restoration.cuda_graphs = False
-                reset_peak(device)
-                eager_ms = time_call(fast_loss, device, args.repeats)
+                memory.start()
+                eager_ms, eager_peak = time_call(fast_loss, device, args.repeats), mib_text(memory.stop())
                 restoration.cuda_graphs = True
-                add(f'DDR loss fwd+bwd, batch {batch}, {args.size}², cuda_graphs=False', precision, eager_ms, plain_ms)
+                add(f'DDR loss fwd+bwd, batch {batch}, {args.size}², cuda_graphs=False', precision, eager_ms, plain_ms,
+                    peak=eager_peak)
         if not args.skip_nafnet:
             steps = {'PSNR': nafnet_step(device, False, args.size, precision),
                      'PSNR + 2.0 DDR': nafnet_step(device, True, args.size, precision)}
             peaks = {}
             for name, step in steps.items():
-                reset_peak(device)
+                memory.start()
                 step()
-                synchronize(device)
-                peaks[name] = peak_memory_mb(device)
+                peaks[name] = mib_text(memory.stop())
             step_ms = time_interleaved(steps, device, 3 * args.repeats)
             for name, ms in step_ms.items():
                 add(f'NAFNet-w64 fp32 step, batch 4, {args.size}², {name}', precision, ms, peak=peaks[name])
@@ -245,9 +198,9 @@ def main(argv: List[str] = None) -> None:
         biqa = DDR(pretrained=None, degradations=BIQA_DEGRADATIONS, device=device, precision=precision)
         biqa_plain = PlainDDR(biqa, BIQA_DEGRADATIONS)
         photos = torch.rand(args.biqa_images, 3, 768, 1024, device=device)
-        reset_peak(device)
+        memory.start()
         fast_ms = time_call(lambda: biqa.quality(photos), device, max(2, args.repeats // 2), 1)
-        fast_peak = peak_memory_mb(device)
+        fast_peak = mib_text(memory.stop())
         with torch.no_grad():
             plain_ms = None if args.skip_plain else time_call(lambda: biqa_plain.score(photos), device, 2, 1)
         add(f'blind IQA, 1024x768 on {device.type}, 4 degradations', precision, fast_ms, plain_ms, unit='img/s',
@@ -261,8 +214,7 @@ def main(argv: List[str] = None) -> None:
     print('\n| ' + ' | '.join(header) + ' |\n|' + '---|' * len(header))
     for row in rows:
         print('| ' + ' | '.join(row[key] for key in header) + ' |')
-    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'CPU, {torch.get_num_threads()} threads'
-    print(f'\ndevice: {name}; torch {torch.__version__}; random ViT-B-32 weights')
+    print(f'\ndevice: {device_description(device)}; torch {torch.__version__}; random ViT-B-32 weights')
     for line in notes:
         print(f'- {line}')
 

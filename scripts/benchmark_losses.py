@@ -12,14 +12,14 @@ size (Linux only, ``n/a`` elsewhere; rough, includes allocator caching).
 """
 import argparse
 import statistics
-import time
-from typing import Callable, Dict, List, Optional
+from typing import Dict
 
 import torch
 from basicsr.losses import build_loss
 from tqdm import tqdm
 
 import ddr_basicsr  # noqa: F401  (registers the losses)
+from ddr_basicsr.benchmarking import PeakMemory, device_description, mib_text, time_runs
 
 LOSS_OPTIONS: Dict[str, dict] = {
     'LPIPSLoss': {'type': 'LPIPSLoss', 'loss_weight': 1.0, 'pretrained': False},
@@ -45,55 +45,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def _proc_status_kib(field: str) -> int:
-    with open('/proc/self/status') as handle:
-        return int(next(line for line in handle if line.startswith(field + ':')).split()[1])
-
-
-class PeakMemory:
-    """Peak memory (MB) used by the code run between ``start()`` and ``stop()``."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.baseline: Optional[int] = None
-
-    def start(self) -> None:
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.baseline = torch.cuda.memory_allocated(self.device)
-            return
-        try:
-            with open('/proc/self/clear_refs', 'w') as handle:  # resets the peak resident size (Linux)
-                handle.write('5')
-            self.baseline = _proc_status_kib('VmRSS') * 1024
-        except OSError:
-            self.baseline = None
-
-    def stop(self) -> str:
-        if self.baseline is None:
-            return 'n/a'
-        if self.device.type == 'cuda':
-            peak = torch.cuda.max_memory_allocated(self.device)
-        else:
-            peak = _proc_status_kib('VmHWM') * 1024
-        return f'{(peak - self.baseline) / 2 ** 20:.0f}'
-
-
-def time_passes(step: Callable[[], None], device: torch.device, repeats: int) -> List[float]:
-    """Wall time in ms of each of ``repeats`` calls of ``step``, synchronising CUDA around each."""
-    times = []
-    for _ in range(repeats):
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        step()
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
-        times.append((time.perf_counter() - start) * 1000)
-    return times
-
-
 def benchmark(name: str, args: argparse.Namespace, device: torch.device) -> Dict[str, str]:
     torch.manual_seed(0)
     loss = build_loss(dict(LOSS_OPTIONS[name])).to(device)
@@ -104,11 +55,10 @@ def benchmark(name: str, args: argparse.Namespace, device: torch.device) -> Dict
         output.grad = None
         loss(output, gt).backward()
 
-    memory = PeakMemory(device)
+    memory = PeakMemory(device, cpu_rss=True)
     memory.start()  # before the warm-up: on CPU, memory freed after the first pass stays resident
-    time_passes(step, device, args.warmup)
-    times = time_passes(step, device, args.repeats)
-    peak = memory.stop()
+    times = time_runs({'step': step}, device, args.repeats, args.warmup)['step']
+    peak = mib_text(memory.stop())
     return {'loss': name, 'ms': f'{statistics.median(times):.1f}', 'min_ms': f'{min(times):.1f}', 'peak': peak}
 
 
@@ -116,7 +66,7 @@ def main() -> None:
     args = parse_args()
     device = torch.device(args.device)
     rows = [benchmark(name, args, device) for name in tqdm(args.losses, desc='losses')]
-    where = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'CPU, {torch.get_num_threads()} threads'
+    where = device_description(device)
     memory_kind = 'peak allocated' if device.type == 'cuda' else 'peak RSS rise'
     print(f'\n{where}; batch {args.batch_size}, {args.size}x{args.size} px, fp32, random trunk weights, '
           f'median of {args.repeats} forward+backward passes after {args.warmup} warm-up; torch {torch.__version__}\n')

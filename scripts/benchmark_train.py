@@ -13,72 +13,34 @@ a path loads an OpenAI-format CLIP file.
 import argparse
 import os
 import sys
-import time
 from typing import Dict, List, Optional
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from ddr_basicsr.models.restoration_model import RestorationModel
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout as well
+from ddr_basicsr.benchmarking import PeakMemory, elapsed_ms, mib_text, nafnet_training_options, training_step
+from ddr_basicsr.cli_options import parse_pretrained
 
-NAFNET_GOPRO = {'type': 'NAFNet', 'enc_blk_nums': [1, 1, 1, 28], 'middle_blk_num': 1, 'dec_blk_nums': [1, 1, 1, 1]}
 LOSS_SETS = ('psnr', 'psnr+ddr')
 PRECISIONS = ('fp32', 'bf16')
 
 
-def build_options(args: argparse.Namespace, loss_set: str, precision: str, ddr_precision: str = 'auto') -> dict:
-    """BasicSR option dict of a RestorationModel as in the paper's NAFNet training (Sec. 4.1).
-
-    ``precision``: the restoration network's (fp32 or bf16 autocast); ``ddr_precision``: DDRLoss's CLIP
-    encoder's ('auto', its default, is bf16 on a GPU).
-    """
-    train = {
-        'optim_g': {'type': 'AdamW', 'lr': 1e-3, 'weight_decay': 1e-3, 'betas': [0.9, 0.9]},
-        'scheduler': {'type': 'TrueCosineAnnealingLR', 'T_max': 400000, 'eta_min': 1e-7},
-        'use_grad_clip': True,
-        'grad_clip_norm': 0.01,
-        'mixed_precision': None if precision == 'fp32' else precision,
-        'pixel_opt': {'type': 'PSNRLoss', 'loss_weight': 1.0},
-    }
-    if loss_set == 'psnr+ddr':
-        pretrained = None if args.clip_pretrained.lower() == 'none' else args.clip_pretrained
-        train['ddr_opt'] = {'type': 'DDRLoss', 'loss_weight': 2.0, 'model': args.clip_model, 'pretrained': pretrained,
-                            'precision': ddr_precision}
-    return {
-        'name': 'benchmark', 'model_type': 'RestorationModel', 'scale': 1, 'is_train': True, 'dist': False,
-        'num_gpu': 1 if args.device == 'cuda' else 0, 'network_g': {**NAFNET_GOPRO, 'width': args.width},
-        'path': {}, 'train': train,
-    }
-
-
-def synchronize(device: str) -> None:
-    if device == 'cuda':
-        torch.cuda.synchronize()
-
-
 def benchmark(args: argparse.Namespace, loss_set: str, precision: str) -> Dict[str, Optional[float]]:
     """Iterations per second and peak GPU memory (MiB, None on CPU) of one configuration."""
-    model = RestorationModel(build_options(args, loss_set, precision))
-    generator = torch.Generator().manual_seed(0)
-    shape = (args.batch, 3, args.size, args.size)
-    batch = {'lq': torch.rand(shape, generator=generator), 'gt': torch.rand(shape, generator=generator)}
-    for step in range(1, args.warmup + 1):
-        model.feed_data(batch)
-        model.optimize_parameters(step)
-    synchronize(args.device)
-    if args.device == 'cuda':
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    for step in range(args.warmup + 1, args.warmup + args.iters + 1):
-        model.feed_data(batch)
-        model.optimize_parameters(step)
-    synchronize(args.device)
-    elapsed = time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated() / 2**20 if args.device == 'cuda' else None
-    del model
-    if args.device == 'cuda':
+    device = torch.device(args.device)
+    options = nafnet_training_options(args.device, args.width, loss_set, precision, args.clip_model,
+                                      parse_pretrained(args.clip_pretrained))
+    step = training_step(options, args.batch, args.size)
+    for _ in range(args.warmup):
+        step()
+    memory = PeakMemory(device, relative=False)
+    memory.start()
+    seconds = elapsed_ms(step, device, calls=args.iters) / 1000
+    peak = memory.stop()
+    del step
+    if device.type == 'cuda':
         torch.cuda.empty_cache()
-    return {'it_per_s': args.iters / elapsed, 'peak_mib': peak}
+    return {'it_per_s': args.iters / seconds, 'peak_mib': peak}
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -114,7 +76,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     for loss_set in args.losses:
         for precision in args.precisions:
             result = benchmark(args, loss_set, precision)
-            peak = 'n/a' if result['peak_mib'] is None else f"{result['peak_mib']:.0f}"
+            peak = mib_text(result['peak_mib'])
             print(f"{loss_set:<12}{precision:<11}{result['it_per_s']:>9.3f}{1 / result['it_per_s']:>9.3f}{peak:>14}",
                   flush=True)
 

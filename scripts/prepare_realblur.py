@@ -19,74 +19,28 @@ Example: python scripts/prepare_realblur.py --input /data/RealBlur --output data
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from ddr_basicsr.data_prep import (
-    ImagePair,
-    add_common_arguments,
-    crop_from_args,
-    output_path,
-    output_stems,
-    prepare_split,
-)
-
-OFFICIAL_PAIRS = {'train': 3758, 'test': 980}
+from ddr_basicsr.cli_options import add_prepare_arguments, crop_from_args, run_plans_from_args
+from ddr_basicsr.data.layouts import REALBLUR_VARIANTS, realblur_plans
 
 
-def list_file(root: Path, variant: str, split: str) -> Path:
-    return root / f'RealBlur_{variant}_{split}_list.txt'
-
-
-def pair_name(gt_relative: str) -> str:
-    """``sceneNNN_k`` for ``.../sceneNNN/gt/gt_k.png``."""
-    path = Path(gt_relative)
-    stem = path.stem[len('gt_'):] if path.stem.startswith('gt_') else path.stem
-    return f'{path.parent.parent.name}_{stem}'
-
-
-def read_pair_list(root: Path, variant: str, split: str) -> List[ImagePair]:
-    """Pairs named by one official list file; a missing list or image is an error naming it."""
-    listing = list_file(root, variant, split)
-    if not listing.is_file():
-        raise FileNotFoundError(f'List file not found: {listing} (--input must be the RealBlur root that holds '
-                                f'RealBlur_{{J,R}}_{{train,test}}_list.txt)')
-    pairs = []
-    for number, line in enumerate(listing.read_text().splitlines(), start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) != 2:
-            raise ValueError(f'{listing}:{number}: expected "<gt path> <blur path>", got {line!r}')
-        gt, lq = root / fields[0], root / fields[1]
-        for path in (gt, lq):
-            if not path.is_file():
-                raise FileNotFoundError(f'{listing}:{number} names {path}, which does not exist')
-        pairs.append(ImagePair(pair_name(fields[0]), gt, lq))
-    return pairs
-
-
-def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--input', type=Path, required=True, help='RealBlur root with the *_list.txt files')
     parser.add_argument('--output', type=Path, default=Path('datasets'), help='default datasets')
-    parser.add_argument('--variants', nargs='+', choices=['J', 'R'], default=['J', 'R'])
-    parser.add_argument('--splits', nargs='+', choices=sorted(OFFICIAL_PAIRS), default=['train', 'test'])
-    add_common_arguments(parser, default_crop_size=0, default_step=256)
-    return parser.parse_args(argv)
+    parser.add_argument('--variants', nargs='+', choices=REALBLUR_VARIANTS, default=list(REALBLUR_VARIANTS))
+    add_prepare_arguments(parser, default_crop_size=0, default_step=256)
+    return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    for variant in args.variants:
-        for split in args.splits:
-            pairs = read_pair_list(args.input, variant, split)
-            folder = args.output / f'RealBlur_{variant}' / split
-            crop = crop_from_args(args) if split == 'train' else None
-            gt_stem, lq_stem = output_stems(crop)
-            prepare_split(f'RealBlur-{variant} {split}', pairs, output_path(folder, gt_stem, args.backend),
-                          output_path(folder, lq_stem, args.backend), args, crop=crop,
-                          expected_pairs=OFFICIAL_PAIRS[split])
+    args = build_parser().parse_args(argv)
+    plans = realblur_plans(args.input, args.output, variants=args.variants, splits=args.splits,
+                           backend=args.backend, crop=crop_from_args(args))
+    for line in run_plans_from_args(plans, args):
+        print(line)
     return 0
 
 

@@ -6,13 +6,23 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+from typing import Tuple
 
 import basicsr
 import pytest
 
 from ddr_basicsr import train as ddr_train
 from ddr_basicsr.host.options import load_yaml
-from tiny_training import REPO_ROOT, make_options, read_logs, subprocess_env, write_options, write_paired_dataset
+from tiny_training import (
+    REPO_ROOT,
+    logged_iterations,
+    make_options,
+    read_logs,
+    resumed_at,
+    subprocess_env,
+    write_options,
+    write_paired_dataset,
+)
 
 BASICSR_OPTIONS = Path(__file__).parent / 'data' / 'basicsr_options'
 PTH_NAME = 'ddr_basicsr_plugin.pth'
@@ -30,35 +40,41 @@ print(type(build_loss({'type': 'PSNRLoss'})).__name__)
 '''
 
 
-def run_python(code: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    """A fresh interpreter of this environment, without the repository on sys.path."""
+def start_python(code: str, cwd: Path, **env: str) -> subprocess.Popen:
+    """A fresh interpreter of this environment, without the repository on sys.path (started, not awaited:
+    the import-order checks run side by side, as each spends its time importing torch and basicsr)."""
     environment = {key: value for key, value in os.environ.items() if key != 'PYTHONPATH'}
     environment.update(OMP_NUM_THREADS='1', **env)
-    return subprocess.run([sys.executable, '-c', code], cwd=cwd, env=environment, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.Popen([sys.executable, '-c', code], cwd=cwd, env=environment, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finish(process: subprocess.Popen) -> Tuple[int, str, str]:
+    """(exit status, stdout, stderr) of a started interpreter."""
+    stdout, stderr = process.communicate(timeout=300)
+    return process.returncode, stdout, stderr
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # import order and the start-up file
 
 @needs_install
-def test_basicsr_alone_or_first_has_the_plugin_registered(tmp_path):
-    code = ("import sys\nfrom basicsr.losses import build_loss\nassert 'ddr_basicsr.losses.ddr_loss' in sys.modules"
-            + REGISTERED + 'import ddr_basicsr' + REGISTERED)
-    run = run_python(code, tmp_path)
-    assert run.returncode == 0 and run.stdout.split() == ['PSNRLoss', 'PSNRLoss'], run.stderr[-3000:]
-
-
-@needs_install
-def test_opt_out_light_core_import_then_basicsr(tmp_path):
-    """DDR_BASICSR_PLUGIN=0 switches the start-up file off; ``from ddr_basicsr import DDR`` loads no basicsr,
-    lpips or scikit-image; basicsr imported afterwards has the plugin registered."""
-    code = ("import sys\nassert 'ddr_basicsr' not in sys.modules\nfrom ddr_basicsr import DDR\n"
-            "assert DDR.__name__ == 'DDR'\n"
-            "print(sorted(m for m in ('basicsr', 'lpips', 'skimage') if m in sys.modules))\n"
-            "from basicsr.losses import build_loss" + REGISTERED)
-    run = run_python(code, tmp_path, DDR_BASICSR_PLUGIN='0')
-    assert run.returncode == 0 and run.stdout.split() == ['[]', 'PSNRLoss'], run.stderr[-3000:]
+def test_import_orders_in_fresh_interpreters(tmp_path):
+    """basicsr alone or first: the plugin is registered. DDR_BASICSR_PLUGIN=0 switches the start-up file off;
+    ``from ddr_basicsr import DDR`` loads no basicsr, lpips or scikit-image; basicsr imported afterwards has the
+    plugin registered."""
+    basicsr_first = start_python(
+        "import sys\nfrom basicsr.losses import build_loss\nassert 'ddr_basicsr.losses.ddr_loss' in sys.modules"
+        + REGISTERED + 'import ddr_basicsr' + REGISTERED, tmp_path)
+    core_first = start_python(
+        "import sys\nassert 'ddr_basicsr' not in sys.modules\nfrom ddr_basicsr import DDR\n"
+        "assert DDR.__name__ == 'DDR'\n"
+        "print(sorted(m for m in ('basicsr', 'lpips', 'skimage') if m in sys.modules))\n"
+        "from basicsr.losses import build_loss" + REGISTERED, tmp_path, DDR_BASICSR_PLUGIN='0')
+    status, stdout, stderr = finish(basicsr_first)
+    assert status == 0 and stdout.split() == ['PSNRLoss', 'PSNRLoss'], stderr[-3000:]
+    status, stdout, stderr = finish(core_first)
+    assert status == 0 and stdout.split() == ['[]', 'PSNRLoss'], stderr[-3000:]
 
 
 def test_importing_the_package_registers_into_an_already_imported_basicsr():
@@ -126,7 +142,7 @@ def test_stock_module_resumes_on_cpu_and_tests(dataset_root, tiny_clip_path, tmp
     assert 'is inside an installed environment: experiments/, tb_logger/ and results/ go under the current ' \
            f'directory {work}' in resumed.stderr
     log = read_logs(experiment)
-    assert 'Resuming training from epoch: 0, iter: 3.' in log and 'iter:       5, lr:' in log and 'l_ddr:' in log
+    assert resumed_at(log) == (0, 3) and logged_iterations(log)[-2:] == [4, 5] and 'l_ddr:' in log
     assert not list((work / 'experiments').glob('stock_job_archived_*'))
     assert not (Path(basicsr.__file__).parents[1] / 'experiments' / 'stock_job').exists()
 

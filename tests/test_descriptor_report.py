@@ -1,6 +1,9 @@
-"""scripts/descriptor_report.py: attributes (colorfulness, CPBD sharpness), SRCC table, montage."""
+"""ddr_basicsr.iqa.descriptor (and scripts/descriptor_report.py run as a user would): attributes
+(colorfulness, CPBD sharpness), SRCC table, montage."""
 import csv
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -8,13 +11,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from script_loading import load_script
+from ddr_basicsr.iqa import descriptor as report
+from ddr_basicsr.iqa.scoring import build_ddr
+from ddr_basicsr.prompts import TABLE7_WORDS
 from test_iqa_datasets import write_csiq
 
-
-@pytest.fixture(scope='module')
-def report():
-    return load_script('descriptor_report')
+SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'descriptor_report.py'
 
 
 def _read_csv(path):
@@ -28,7 +30,7 @@ def _stripes(size=128, period=16):
     return np.repeat(grey[:, :, None], 3, axis=2)
 
 
-def test_colorfulness_formula(report):
+def test_colorfulness_formula():
     assert report.colorfulness(np.full((8, 8, 3), 90.0)) == pytest.approx(0.0)
     image = np.zeros((4, 4, 3))
     image[:, :2, 0] = 255.0  # half red, half black: rg in {255, 0}, yb in {127.5, 0}
@@ -36,13 +38,13 @@ def test_colorfulness_formula(report):
     assert report.colorfulness(image) == pytest.approx(expected)
 
 
-def test_run_widths(report):
+def test_run_widths():
     row = np.array([[0, 0, 1, 2, 3, 3, 2, 1, 1]], dtype=float)
     np.testing.assert_array_equal(report._run_bounds(row, rising=True), [[0, 3, 3, 3, 3, 0, 0, 0, 0]])
     np.testing.assert_array_equal(report._run_bounds(row, rising=False), [[0, 0, 0, 0, 0, 2, 2, 2, 0]])
 
 
-def test_cpbd_is_the_share_of_sharp_edges(report):
+def test_cpbd_is_the_share_of_sharp_edges():
     sharp = _stripes()  # step edges: width 1 px, well under w_JNB = 3 px
     blurred = cv2.GaussianBlur(sharp, (0, 0), 2.0)  # edges about 7 px wide
     assert report.cpbd_sharpness(sharp) == pytest.approx(1.0)
@@ -54,14 +56,14 @@ def test_cpbd_is_the_share_of_sharp_edges(report):
     assert report.cpbd_sharpness(np.full((128, 128, 3), 77.0)) == 0.0
 
 
-def test_montage_selection(report):
+def test_montage_selection():
     records = [{'path': str(k), 'blur': float(k)} for k in range(7)]
     chosen = [record['path'] for record in report.montage_selection(records, 'blur', 2)]
     assert chosen == ['6', '5', '0', '1']
     assert len(report.montage_selection(records, 'blur', 10)) == 6  # k reduced to 3: no overlap
 
 
-def test_mos_csv_errors(report, tmp_path):
+def test_mos_csv_errors(tmp_path):
     path = tmp_path / 'mos.csv'
     path.write_text('image,mos\na.png,3\nsub/a.png,4\n')
     with pytest.raises(ValueError, match='twice'):
@@ -87,13 +89,14 @@ def _write_folder(folder):
     (folder / 'mos.csv').write_text('\n'.join(rows) + '\n')
 
 
-def test_report_on_a_folder(report, tiny_clip_path, tmp_path):
+def test_report_on_a_folder(tiny_clip_path, tmp_path):
     _write_folder(tmp_path / 'imgs')
     out = tmp_path / 'out'
-    status = report.main([str(tmp_path / 'imgs'), '--mos-csv', str(tmp_path / 'imgs' / 'mos.csv'), '--output-dir',
-                          str(out), '--pretrained', tiny_clip_path, '--device', 'cpu', '--workers', '0',
-                          '--top-k', '3'])
-    assert status == 0
+    # what descriptor_report.py IMGS --mos-csv IMGS/mos.csv --pretrained TINY --device cpu --workers 0 --top-k 3 does
+    images = report.gather_quality([str(tmp_path / 'imgs')], mos_csv=str(tmp_path / 'imgs' / 'mos.csv'))
+    ddr = build_ddr('ViT-B-32', tiny_clip_path, None, None, 'cpu', 'fp32', default_degradations=tuple(TABLE7_WORDS))
+    markdown, failures = report.descriptor_report(ddr, images, str(out), top_k=3, source='imgs', workers=0)
+    assert failures == [] and markdown.startswith('# DDR as an image descriptor (paper Table 2 style)')
     scores = _read_csv(out / 'descriptor_scores.csv')
     assert [Path(row['path']).name for row in scores] == [f'im{k}.png' for k in range(8)]
     assert list(scores[0]) == ['path', 'ddr_color', 'ddr_noise', 'ddr_blur', 'ddr_exposure', 'ddr_content',
@@ -113,15 +116,24 @@ def test_report_on_a_folder(report, tiny_clip_path, tmp_path):
     assert montage is not None and montage.shape[0] > montage.shape[1] * 0.5  # 5 rows of 6 thumbnails
 
 
-def test_report_on_csiq_uses_negated_dmos(report, tiny_clip_path, tmp_path):
+def test_report_on_csiq_uses_negated_dmos(tiny_clip_path, tmp_path):
     expected = dict(write_csiq(str(tmp_path / 'csiq')))
     out = tmp_path / 'out'
-    status = report.main(['--dataset', f'csiq={tmp_path / "csiq"}', '--output-dir', str(out), '--degradations',
-                          'blur,color', '--pretrained', tiny_clip_path, '--device', 'cpu', '--workers', '0'])
-    assert status == 0
+    # what descriptor_report.py --dataset csiq=ROOT --degradations blur,color --pretrained TINY --device cpu
+    # --workers 0 does
+    images = report.gather_quality(dataset=('csiq', str(tmp_path / 'csiq')))
+    ddr = build_ddr('ViT-B-32', tiny_clip_path, 'blur,color', None, 'cpu', 'fp32',
+                    default_degradations=tuple(TABLE7_WORDS))
+    _, failures = report.descriptor_report(ddr, images, str(out), source='csiq', workers=0)
+    assert failures == []
     scores = _read_csv(out / 'descriptor_scores.csv')
     assert len(scores) == 6
     for row in scores:
         relative = Path(row['path']).relative_to(tmp_path / 'csiq').as_posix()
         assert float(row['quality']) == pytest.approx(-expected[relative])
     assert [row['degradation'] for row in _read_csv(out / 'descriptor_srcc.csv')] == ['blur', 'color']
+
+
+def test_script_parses_its_options():
+    run = subprocess.run([sys.executable, str(SCRIPT), '--help'], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and '--mos-csv' in run.stdout and '--degradations' in run.stdout

@@ -1,6 +1,10 @@
-"""scripts/eval_biqa.py on miniature datasets: outputs, score directions, NIQE, resumable cache."""
+"""ddr_basicsr.iqa.evaluation on miniature datasets (scripts/eval_biqa.py run as a user would for its exit
+status and messages): outputs, score directions, NIQE, resumable cache."""
 import csv
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -8,30 +12,37 @@ import pytest
 from basicsr.metrics.niqe import calculate_niqe
 from scipy import stats
 
-from ddr_basicsr import scoring as score_module
-from script_loading import load_script
+from ddr_basicsr.iqa import evaluation
+from ddr_basicsr.iqa import scoring as score_module
 from test_iqa_datasets import WRITERS, write_tid2013
 
+SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'eval_biqa.py'
 _BUILT_DDR = {}
 
 
-@pytest.fixture(scope='module')
-def eval_biqa():
-    return load_script('eval_biqa')
-
-
-@pytest.fixture(autouse=True)
-def reused_clip(eval_biqa, monkeypatch):
-    """Build each DDR configuration once for the whole module (loading CLIP dominates these tests)."""
-    original = eval_biqa.build_ddr
-
-    def build_once(*args):
-        key = repr(args)
+def _ddr_factory(tiny_clip_path, degradations=None):
+    """The DDR scripts/eval_biqa.py builds for the options of ``_model_args`` (and ``--degradations``); each
+    configuration is built once for the whole module (loading CLIP dominates these tests)."""
+    def build():
+        key = (tiny_clip_path, degradations)
         if key not in _BUILT_DDR:
-            _BUILT_DDR[key] = original(*args)
+            _BUILT_DDR[key] = score_module.build_ddr('ViT-B-32', tiny_clip_path, degradations, None, 'cpu', 'fp32')
         return _BUILT_DDR[key]
+    return build
 
-    monkeypatch.setattr(eval_biqa, 'build_ddr', build_once)
+
+def _evaluate(datasets, out, tiny_clip_path, degradations=None, **options):
+    """What ``eval_biqa.py --dataset NAME=ROOT ... --output-dir OUT`` + ``_model_args`` does; the failures."""
+    rows, failures, settings = evaluation.evaluate([(name, str(root)) for name, root in datasets], str(out),
+                                                   ddr_factory=_ddr_factory(tiny_clip_path, degradations),
+                                                   batch_size=2, workers=0, **options)
+    evaluation.write_reports(str(out), rows, settings)
+    return failures
+
+
+def _run_script(*arguments):
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, arguments)], capture_output=True, text=True,
+                          timeout=600)
 
 
 @pytest.fixture()
@@ -57,15 +68,13 @@ def _read_csv(path):
         return list(csv.DictReader(handle))
 
 
-def test_all_eight_datasets_ddr(eval_biqa, tiny_clip_path, tmp_path, counted_images):
-    arguments = []
+def test_all_eight_datasets_ddr(tiny_clip_path, tmp_path, counted_images):
     for name, writer in WRITERS.items():
         writer(str(tmp_path / name))
-        arguments += ['--dataset', f'{name}={tmp_path / name}']
     out = tmp_path / 'out'
-    status = eval_biqa.main(arguments + ['--output-dir', str(out), '--metrics', 'ddr', '--spaq-short-side', '40',
-                                         '--koniq-resolution', '512x384'] + _model_args(tiny_clip_path))
-    assert status == 0
+    failures = _evaluate([(name, tmp_path / name) for name in WRITERS], out, tiny_clip_path, metrics=['ddr'],
+                         spaq_short_side=40, koniq_resolution='512x384')
+    assert failures == []
     total = 6 + 3 + 4 + 3 + 3 + 5 + 3 + 4
     assert len(counted_images) == total
     rows = {row['dataset']: row for row in _read_csv(out / 'biqa_results.csv')}
@@ -88,25 +97,24 @@ def test_all_eight_datasets_ddr(eval_biqa, tiny_clip_path, tmp_path, counted_ima
     assert 'DDR degradations: color, noise, blur, exposure' in markdown
 
 
-def test_direction_handling(eval_biqa):
+def test_direction_handling():
     quality = np.array([1.0, 2.0, 3.0, 4.0])
     dmos = -quality * 10
     csiq_like = type('D', (), {'higher_better': False})()
-    assert eval_biqa.direction_sign('ddr', csiq_like) == -1
-    assert eval_biqa.correlations(quality, dmos, -1)['srcc'] == pytest.approx(1.0)
-    assert eval_biqa.direction_sign('niqe', csiq_like) == 1  # lower-better metric vs lower-better DMOS
+    assert evaluation.direction_sign('ddr', csiq_like) == -1
+    assert evaluation.correlations(quality, dmos, -1)['srcc'] == pytest.approx(1.0)
+    assert evaluation.direction_sign('niqe', csiq_like) == 1  # lower-better metric vs lower-better DMOS
     mos_like = type('D', (), {'higher_better': True})()
-    assert eval_biqa.direction_sign('niqe', mos_like) == -1
-    assert eval_biqa.correlations(-quality, quality, -1)['krcc'] == pytest.approx(1.0)
+    assert evaluation.direction_sign('niqe', mos_like) == -1
+    assert evaluation.correlations(-quality, quality, -1)['krcc'] == pytest.approx(1.0)
 
 
-def test_interrupted_run_resumes_with_only_missing_images(eval_biqa, tiny_clip_path, tmp_path, counted_images):
+def test_interrupted_run_resumes_with_only_missing_images(tiny_clip_path, tmp_path, counted_images):
     WRITERS['kadid10k'](str(tmp_path / 'kadid'))
     WRITERS['csiq'](str(tmp_path / 'csiq'))
     out = tmp_path / 'out'
-    argv = ['--dataset', f'kadid10k={tmp_path / "kadid"}', '--dataset', f'csiq={tmp_path / "csiq"}',
-            '--output-dir', str(out), '--metrics', 'ddr'] + _model_args(tiny_clip_path)
-    assert eval_biqa.main(argv) == 0
+    datasets = [('kadid10k', tmp_path / 'kadid'), ('csiq', tmp_path / 'csiq')]
+    assert _evaluate(datasets, out, tiny_clip_path, metrics=['ddr']) == []
     first = (out / 'biqa_results.csv').read_text()
     assert len(counted_images) == 10
     # simulate a run killed during the csiq pass: three records lost and a half-written line
@@ -115,25 +123,26 @@ def test_interrupted_run_resumes_with_only_missing_images(eval_biqa, tiny_clip_p
     assert json.loads(lines[0])['settings']['dataset'] == 'csiq' and len(lines) == 7
     cache.write_text(''.join(lines[:4]) + '{"image": "dst_imgs/blu')
     counted_images.clear()
-    assert eval_biqa.main(argv) == 0
+    assert _evaluate(datasets, out, tiny_clip_path, metrics=['ddr']) == []
     assert len(counted_images) == 3
     assert (out / 'biqa_results.csv').read_text() == first
     assert all(json.loads(line) for line in cache.read_text().splitlines())  # no partial line left
     counted_images.clear()
-    assert eval_biqa.main(argv) == 0 and counted_images == []  # everything cached
-    assert eval_biqa.main(argv + ['--degradations', 'blur']) == 0  # other settings: a new cache, all rescored
+    assert _evaluate(datasets, out, tiny_clip_path, metrics=['ddr']) == [] and counted_images == []  # all cached
+    # other settings: a new cache, all rescored
+    assert _evaluate(datasets, out, tiny_clip_path, degradations='blur', metrics=['ddr']) == []
     assert len(counted_images) == 10
     assert len(list((out / 'cache').glob('csiq-ddr-*.jsonl'))) == 2
 
 
-def test_niqe_side_by_side_and_failures_reported(eval_biqa, tiny_clip_path, tmp_path, capsys):
+def test_niqe_side_by_side_and_failures_reported(tiny_clip_path, tmp_path):
     write_tid2013(str(tmp_path / 'tid'), size=(100, 200))
     WRITERS['livec'](str(tmp_path / 'livec'))  # 48x64 images: too small for NIQE
     out = tmp_path / 'out'
-    status = eval_biqa.main(['--dataset', f'tid2013={tmp_path / "tid"}', '--dataset', f'livec={tmp_path / "livec"}',
-                             '--output-dir', str(out), '--niqe-workers', '0'] + _model_args(tiny_clip_path))
-    assert status == 1
-    assert 'niqe failed on Images/10.bmp' in capsys.readouterr().err
+    failures = _evaluate([('tid2013', tmp_path / 'tid'), ('livec', tmp_path / 'livec')], out, tiny_clip_path,
+                         metrics=['ddr', 'niqe'], niqe_workers=0)
+    assert {(failure.metric, failure.image) for failure in failures} >= {('niqe', 'Images/10.bmp')}
+    assert all(failure.metric == 'niqe' for failure in failures)
     rows = {(row['dataset'], row['metric']): row for row in _read_csv(out / 'biqa_results.csv')}
     assert rows[('tid2013', 'niqe')]['scored'] == '3' and rows[('livec', 'niqe')]['scored'] == '0'
     assert rows[('tid2013', 'niqe')]['paper_srcc'] == '0.3106'
@@ -146,6 +155,7 @@ def test_niqe_side_by_side_and_failures_reported(eval_biqa, tiny_clip_path, tmp_
     assert '| tid2013 | 3/3 |' in markdown and '| livec | 0/3 |' in markdown
 
 
-def test_bad_dataset_argument(eval_biqa, tmp_path):
-    with pytest.raises(SystemExit):
-        eval_biqa.main(['--dataset', f'pipal={tmp_path}', '--output-dir', str(tmp_path)])
+def test_bad_dataset_argument(tmp_path):
+    run = _run_script('--dataset', f'pipal={tmp_path}', '--output-dir', tmp_path)
+    assert run.returncode == 2  # argparse's usage error (SystemExit)
+    assert 'expected NAME=ROOT' in run.stderr

@@ -14,8 +14,8 @@ from basicsr.losses import build_loss
 from basicsr.models import build_model
 from basicsr.utils.registry import DATASET_REGISTRY, METRIC_REGISTRY
 
+from ddr_basicsr import option_files
 from ddr_basicsr.host.options import check_model_options, load_yaml
-from script_loading import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = ROOT / 'options'
@@ -53,10 +53,6 @@ def rel(path: Path) -> str:
 
 def load(path: Path) -> Dict[str, Any]:
     return json.loads(json.dumps(load_yaml(str(path))))  # plain dicts, safe to deep-copy and compare
-
-
-def load_generator():
-    return load_script('make_option_files')
 
 
 def strings(value: Any) -> Iterator[str]:
@@ -113,21 +109,28 @@ def cpu_options(opt: Dict[str, Any], is_train: bool) -> Dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- generated, complete, safe
-def test_generator_check_passes_and_output_is_deterministic() -> None:
-    generator = load_generator()
-    assert generator.main(['--check']) == 0
-    assert generator.generated_files() == generator.generated_files()
+def test_generator_check_passes_and_output_is_deterministic(tmp_path: Path) -> None:
+    assert option_files.sync_option_files(OPTIONS, check=True) == (0, [])
+    first, second = tmp_path / 'first', tmp_path / 'second'
+    for folder in (first, second):
+        assert option_files.sync_option_files(folder).status == 0
+    files = option_files.existing_files(first)
+    assert files == option_files.existing_files(second) == option_files.existing_files(OPTIONS)
+    assert len(files) == len(option_files.generated_files())
+    for path in files:  # byte for byte: twice in this process, and as committed by an earlier one
+        assert (first / path).read_bytes() == (second / path).read_bytes() == (OPTIONS / path).read_bytes(), path
 
 
 def test_generator_rewrites_stale_files_and_reports_them(tmp_path: Path) -> None:
-    generator = load_generator()
-    assert generator.main(['--output', str(tmp_path)]) == 0
-    assert generator.main(['--output', str(tmp_path), '--check']) == 0
+    assert option_files.sync_option_files(tmp_path).status == 0
+    assert option_files.sync_option_files(tmp_path, check=True).status == 0
     edited = tmp_path / 'nafnet_gopro_ddr.yml'
     edited.write_text(edited.read_text().replace('loss_weight: 2.0', 'loss_weight: 5.0'))
     (tmp_path / 'ablation' / 'extra.yml').write_text('name: x\n')
-    assert generator.main(['--output', str(tmp_path), '--check']) == 1
-    assert generator.main(['--output', str(tmp_path)]) == 0
+    check = option_files.sync_option_files(tmp_path, check=True)
+    assert check.status == 1
+    assert check.lines == [f'missing or stale: {edited}', f"not generated: {tmp_path / 'ablation' / 'extra.yml'}"]
+    assert option_files.sync_option_files(tmp_path).status == 0
     assert 'loss_weight: 2.0' in edited.read_text()
 
 

@@ -1,9 +1,12 @@
-"""scripts/prepare_{gopro,realblur,realsr_city100}.py on miniature copies of each dataset's real layout: outputs
-are paired, cropped and counted correctly, re-runs skip, failures leave nothing half-written, and the result
-feeds BasicSR's PairedImageDataset at the paths the option files use."""
+"""Dataset preparation (``ddr_basicsr.data.layouts`` and ``ddr_basicsr.data.preparation``, and the three
+``scripts/prepare_*.py`` run as a user would) on miniature copies of each dataset's real layout: outputs are
+paired, cropped and counted correctly, re-runs skip, failures leave nothing half-written, and the result feeds
+BasicSR's PairedImageDataset at the paths the option files use."""
+import subprocess
+import sys
 import zlib
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import cv2
 import lmdb
@@ -11,13 +14,14 @@ import numpy as np
 import pytest
 from basicsr.data.paired_image_dataset import PairedImageDataset
 
-from ddr_basicsr.data_prep import CropSpec, partial_path
+from ddr_basicsr.data.layouts import gopro_plans, realblur_plans, realsr_city100_plans
+from ddr_basicsr.data.preparation import CropSpec, SplitPlan, partial_path, run_plans
 from ddr_basicsr.host.options import load_yaml
-from script_loading import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (48, 64)  # (h, w) of the miniature images
 SMALL_CROP = ['--crop-size', '32', '--step', '16']  # 2 x 3 = 6 sub-images per 48 x 64 image
+SMALL = CropSpec(32, 16)  # the same for package calls
 
 
 def seed_of(*parts: object) -> int:
@@ -72,6 +76,18 @@ def no_partials(folder: Path) -> bool:
     return not list(folder.rglob('.*.partial'))
 
 
+def run_script(name: str, *args: str) -> str:
+    """Run ``scripts/<name>.py`` as a user would; check it succeeds and return its standard output."""
+    done = subprocess.run([sys.executable, f'scripts/{name}.py', *args], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def prepare(plans: Iterable[SplitPlan], **settings: object) -> str:
+    """Run the plans as the scripts do; the report lines, joined."""
+    return '\n'.join(run_plans(plans, **settings))
+
+
 # --------------------------------------------------------------------------- shared helpers
 def test_crop_windows_follow_basicsr_extract_subimages() -> None:
     assert CropSpec(512, 256).boxes(720, 1280) == [(top, left) for top in (0, 208) for left in (0, 256, 512, 768)]
@@ -96,11 +112,10 @@ def make_gopro_large(root: Path) -> Dict[str, np.ndarray]:
     return gts
 
 
-def test_gopro_large_to_lmdb_crops_and_test_pairs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    script = load_script('prepare_gopro')
+def test_gopro_large_to_lmdb_crops_and_test_pairs(tmp_path: Path) -> None:
     gts = make_gopro_large(tmp_path / 'GOPRO_Large')
     out = tmp_path / 'datasets' / 'GoPro'
-    assert script.main(['--input', str(tmp_path / 'GOPRO_Large'), '--output', str(out), *SMALL_CROP]) == 0
+    stdout = run_script('prepare_gopro', '--input', str(tmp_path / 'GOPRO_Large'), '--output', str(out), *SMALL_CROP)
     sharp, blur = read_lmdb(out / 'train' / 'sharp_crops.lmdb'), read_lmdb(out / 'train' / 'blur_crops.lmdb')
     assert len(sharp) == 4 * 6
     check_pairs_are_negatives(sharp, blur)
@@ -109,39 +124,37 @@ def test_gopro_large_to_lmdb_crops_and_test_pairs(tmp_path: Path, capsys: pytest
     assert sorted(target) == ['GOPR0384_11_00_000047', 'GOPR0384_11_00_000048']
     assert np.array_equal(target['GOPR0384_11_00_000048'], gts['GOPR0384_11_00_000048'])
     check_pairs_are_negatives(target, inputs)
-    assert 'WARNING GoPro train: found 4 pairs, the official release has 2103' in capsys.readouterr().out
+    assert 'WARNING GoPro train: found 4 pairs, the official release has 2103' in stdout
     item = dataset_item('nafnet_gopro_psnr.yml', 'train', tmp_path)
     assert item['gt'].shape == item['lq'].shape == (3, 16, 16)
     assert dataset_item('nafnet_gopro_psnr.yml', 'val', tmp_path)['gt'].shape == (3, *SIZE)
     assert no_partials(out)
 
 
-def test_gopro_rerun_skips_dry_run_writes_nothing_overwrite_rebuilds(tmp_path: Path,
-                                                                      capsys: pytest.CaptureFixture) -> None:
-    script = load_script('prepare_gopro')
+def test_gopro_rerun_skips_dry_run_writes_nothing_overwrite_rebuilds(tmp_path: Path) -> None:
     make_gopro_large(tmp_path / 'in')
-    args = ['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out'), *SMALL_CROP, '--splits', 'train']
-    assert script.main([*args, '--dry-run']) == 0
-    assert 'GoPro train: 4 pairs -> 24 sub-images of 32 px (step 16)' in capsys.readouterr().out
+
+    def train_plans(crop: Optional[CropSpec] = SMALL) -> Iterable[SplitPlan]:
+        return gopro_plans(tmp_path / 'in', tmp_path / 'out', splits=['train'], crop=crop)
+
+    assert 'GoPro train: 4 pairs -> 24 sub-images of 32 px (step 16)' in prepare(train_plans(), dry_run=True)
     assert not (tmp_path / 'out').exists()
-    script.main(args)
+    prepare(train_plans())
     data_file = tmp_path / 'out' / 'train' / 'sharp_crops.lmdb' / 'data.mdb'
     stamp = data_file.stat().st_mtime_ns
-    script.main(args)
-    assert 'exist: skipped' in capsys.readouterr().out and data_file.stat().st_mtime_ns == stamp
+    assert 'exist: skipped' in prepare(train_plans()) and data_file.stat().st_mtime_ns == stamp
     assert len(read_lmdb(data_file.parent)) == 24
-    script.main([*args, '--overwrite', '--crop-size', '0'])
+    prepare(train_plans(crop=None), overwrite=True)
     assert len(read_lmdb(data_file.parent)) == 4 and no_partials(tmp_path / 'out')
 
 
 def test_gopro_flat_layout_to_png_folders(tmp_path: Path) -> None:
-    script = load_script('prepare_gopro')
     for split in ('train', 'test'):
         for name in ('GOPR0372_07_00-000047', 'GOPR0372_07_00-000048'):
             folder = tmp_path / 'in' / split
             write_pair(folder / 'target' / f'{name}.png', folder / 'input' / f'{name}.png', seed=seed_of(split, name))
     out = tmp_path / 'out'
-    script.main(['--input', str(tmp_path / 'in'), '--output', str(out), '--backend', 'disk', *SMALL_CROP])
+    prepare(gopro_plans(tmp_path / 'in', out, backend='disk', crop=SMALL))
     assert len(list((out / 'train' / 'sharp_crops').glob('*.png'))) == 12
     assert sorted(p.name for p in (out / 'test' / 'input').iterdir()) == ['GOPR0372_07_00-000047.png',
                                                                          'GOPR0372_07_00-000048.png']
@@ -153,22 +166,20 @@ def test_gopro_flat_layout_to_png_folders(tmp_path: Path) -> None:
 
 
 def test_gopro_unmatched_file_is_an_error_naming_it(tmp_path: Path) -> None:
-    script = load_script('prepare_gopro')
     make_gopro_large(tmp_path / 'in')
     (tmp_path / 'in' / 'train' / 'GOPR0374_11_00' / 'blur' / '000048.png').unlink()
     with pytest.raises(ValueError, match=r'GT image\(s\) without LQ partner: .*GOPR0374_11_00/sharp/000048.png'):
-        script.main(['--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out')])
+        prepare(gopro_plans(tmp_path / 'in', tmp_path / 'out', crop=CropSpec(512, 256)))
     assert not (tmp_path / 'out').exists()
 
 
 def test_failure_while_writing_leaves_no_lmdb(tmp_path: Path) -> None:
-    script = load_script('prepare_gopro')
     make_gopro_large(tmp_path / 'in')
     broken = tmp_path / 'in' / 'train' / 'GOPR0374_11_00' / 'blur' / '000048.png'
     broken.write_bytes(broken.read_bytes()[:200])  # the header is intact, the pixel data is cut
     out = tmp_path / 'out'
     with pytest.raises(ValueError, match=f'OpenCV cannot read image {broken}'):
-        script.main(['--input', str(tmp_path / 'in'), '--output', str(out), *SMALL_CROP, '--splits', 'train'])
+        prepare(gopro_plans(tmp_path / 'in', out, splits=['train'], crop=SMALL))
     assert not (out / 'train' / 'sharp_crops.lmdb').exists() and not (out / 'train' / 'blur_crops.lmdb').exists()
     assert not partial_path(out / 'train' / 'sharp_crops.lmdb').exists() and no_partials(out)
 
@@ -193,10 +204,9 @@ def make_realblur(root: Path) -> Dict[str, List[str]]:
 
 
 def test_realblur_lists_to_paired_lmdb(tmp_path: Path) -> None:
-    script = load_script('prepare_realblur')
     make_realblur(tmp_path / 'RealBlur')
     out = tmp_path / 'datasets'
-    assert script.main(['--input', str(tmp_path / 'RealBlur'), '--output', str(out), '--variants', 'J']) == 0
+    run_script('prepare_realblur', '--input', str(tmp_path / 'RealBlur'), '--output', str(out), '--variants', 'J')
     train = out / 'RealBlur_J' / 'train'
     target, inputs = read_lmdb(train / 'target.lmdb'), read_lmdb(train / 'input.lmdb')
     assert sorted(target) == ['scene001_1', 'scene001_2', 'scene002_1']
@@ -208,15 +218,13 @@ def test_realblur_lists_to_paired_lmdb(tmp_path: Path) -> None:
 
 
 def test_realblur_missing_listed_file_is_an_error_naming_line_and_file(tmp_path: Path) -> None:
-    script = load_script('prepare_realblur')
     lines = make_realblur(tmp_path / 'RealBlur')
     missing = tmp_path / 'RealBlur' / lines['R_test'][0].split()[1]
     missing.unlink()
     with pytest.raises(FileNotFoundError, match=f'RealBlur_R_test_list.txt:1 names {missing}'):
-        script.main(['--input', str(tmp_path / 'RealBlur'), '--output', str(tmp_path / 'out'), '--variants', 'R',
-                     '--dry-run'])
+        prepare(realblur_plans(tmp_path / 'RealBlur', tmp_path / 'out', variants=['R']), dry_run=True)
     with pytest.raises(FileNotFoundError, match='List file not found'):
-        script.main(['--input', str(tmp_path), '--output', str(tmp_path / 'out')])
+        prepare(realblur_plans(tmp_path, tmp_path / 'out'))
 
 
 # --------------------------------------------------------------------------- RealSR + City100
@@ -245,10 +253,15 @@ def realsr_args(root: Path, *extra: str) -> List[str]:
             str(root / 'datasets' / 'RealSR_City100'), '--city100-test-ids', '016', *extra]
 
 
+def realsr_plans(root: Path, **settings: object) -> Iterable[SplitPlan]:
+    """The package call matching ``realsr_args`` (whole images unless ``crop`` is given)."""
+    settings.setdefault('city100_test_ids', ['016'])
+    return realsr_city100_plans(root / 'RealSR', root / 'City100', root / 'datasets' / 'RealSR_City100', **settings)
+
+
 def test_realsr_city100_merged_split_with_v3_lr_brought_to_hr_size(tmp_path: Path) -> None:
-    script = load_script('prepare_realsr_city100')
     gts = make_realsr_city100(tmp_path)
-    assert script.main(realsr_args(tmp_path, *SMALL_CROP, '--workers', '2')) == 0
+    run_script('prepare_realsr_city100', *realsr_args(tmp_path, *SMALL_CROP, '--workers', '2'))
     out = tmp_path / 'datasets' / 'RealSR_City100'
     target, inputs = read_lmdb(out / 'test' / 'target.lmdb'), read_lmdb(out / 'test' / 'input.lmdb')
     assert sorted(target) == ['City100_NikonD5500_016', 'City100_iPhoneX_016', 'RealSR_Canon_003', 'RealSR_Nikon_003']
@@ -269,22 +282,20 @@ def test_realsr_city100_merged_split_with_v3_lr_brought_to_hr_size(tmp_path: Pat
 
 
 def test_realsr_same_size_pairs_are_kept_and_wrong_sizes_rejected(tmp_path: Path) -> None:
-    script = load_script('prepare_realsr_city100')
     make_realsr_city100(tmp_path, v3=False)
-    script.main(realsr_args(tmp_path, '--splits', 'test'))
+    prepare(realsr_plans(tmp_path, splits=['test']))
     out = tmp_path / 'datasets' / 'RealSR_City100' / 'test'
     check_pairs_are_negatives(read_lmdb(out / 'target.lmdb'), read_lmdb(out / 'input.lmdb'))
     bad = tmp_path / 'RealSR' / 'Canon' / 'Train' / '4' / 'Canon_002_LR4.png'
     write_image(bad, seed=5, size=(13, 16))
     with pytest.raises(ValueError, match=f'Size mismatch: .* but LQ {bad} is 13x16'):
-        script.main(realsr_args(tmp_path, '--dry-run'))
+        prepare(realsr_plans(tmp_path, crop=CropSpec(512, 256)), dry_run=True)
 
 
 def test_city100_missing_test_id_and_stray_files_are_errors(tmp_path: Path) -> None:
-    script = load_script('prepare_realsr_city100')
     make_realsr_city100(tmp_path)
     with pytest.raises(ValueError, match='City100 NikonD5500 has no pair with test id\\(s\\) 048'):
-        script.main(realsr_args(tmp_path, '--dry-run', '--city100-test-ids', '016', '048'))
+        prepare(realsr_plans(tmp_path, city100_test_ids=['016', '048']), dry_run=True)
     write_image(tmp_path / 'RealSR' / 'Canon' / 'Test' / '4' / 'Canon_003_LR2.png', seed=3)
     with pytest.raises(ValueError, match='Unexpected file .*Canon_003_LR2.png'):
-        script.main(realsr_args(tmp_path, '--dry-run'))
+        prepare(realsr_plans(tmp_path), dry_run=True)

@@ -1,4 +1,5 @@
 """The ``ddr-score`` command and its batched scoring engine (tiny random CLIP, CPU)."""
+import argparse
 import csv
 import io
 import os
@@ -8,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from ddr_basicsr import scoring as score_module
+from ddr_basicsr.benchmarking import add_biqa_arguments, biqa_benchmark
 from ddr_basicsr.ddr import DDR
 from ddr_basicsr.image_io import read_image
+from ddr_basicsr.iqa import scoring as score_module
+from ddr_basicsr.iqa.scoring import collect_inputs, iter_quality_scores, stack_by_size
 from ddr_basicsr.prompts import BIQA_DEGRADATIONS
 from ddr_basicsr.score import main
-from ddr_basicsr.scoring import collect_inputs, iter_quality_scores, stack_by_size
-from script_loading import load_script
 
 
 @pytest.fixture(scope='module')
@@ -175,12 +176,12 @@ def test_score_images_accepts_uint8(tiny_ddr):
         torch.testing.assert_close(responses[name], expected[name])
 
 
-def test_benchmark_script_smoke(tiny_clip_path, capsys):
-    benchmark = load_script('benchmark_biqa')
-    assert benchmark.main(['--num-images', '4', '--size', '96x64', '--batch-size', '2', '--workers', '0',
-                           '--warmup', '1', '--check-images', '1', '--pretrained', tiny_clip_path,
-                           '--device', 'cpu']) == 0
-    lines = capsys.readouterr().out.splitlines()
+def test_biqa_benchmark_smoke(tiny_clip_path):
+    parser = argparse.ArgumentParser()
+    add_biqa_arguments(parser)
+    lines = list(biqa_benchmark(parser.parse_args([
+        '--num-images', '4', '--size', '96x64', '--batch-size', '2', '--workers', '0', '--warmup', '1',
+        '--check-images', '1', '--pretrained', tiny_clip_path, '--device', 'cpu'])))
     assert lines[1].startswith('images: 4 JPEGs 96x64')
     assert float(lines[2].split()[2]) > 0 and float(lines[3].split()[2]) > 0
     assert lines[4].startswith('max |score - float32 one-at-a-time score| over 1 images')

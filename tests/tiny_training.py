@@ -1,6 +1,8 @@
 """Tiny training jobs for the tests: synthetic paired data, a tiny NAFNet option file, log reading."""
 import os
+import re
 from pathlib import Path
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -69,3 +71,14 @@ def subprocess_env(**extra: str) -> dict:
     """The environment for a training subprocess: one OpenMP thread, the repository importable."""
     python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get('PYTHONPATH')]))
     return {**os.environ, 'PYTHONPATH': python_path, 'OMP_NUM_THREADS': '1', **extra}
+
+
+def logged_iterations(log: str) -> List[int]:
+    """Iterations of BasicSR's training-progress lines (``[name..][epoch: e, iter: i, lr:(...)] ...``)."""
+    return [int(value.replace(',', '')) for value in re.findall(r'\[epoch:\s*\d+, iter:\s*([\d,]+), lr:', log)]
+
+
+def resumed_at(log: str) -> Optional[Tuple[int, int]]:
+    """(epoch, iteration) of BasicSR's "Resuming training from epoch: e, iter: i." line, or None."""
+    match = re.search(r'Resuming training from epoch:\s*(\d+), iter:\s*(\d+)', log)
+    return (int(match.group(1)), int(match.group(2))) if match else None

@@ -5,8 +5,9 @@ formats: an lmdb (PNG bytes keyed by the name, plus ``meta_info.txt``) or a fold
 same names for GT and LQ. Outputs are never half-written: each is built in a hidden
 ``.<name>.partial`` folder beside its target and renamed when complete, so an existing output is a
 complete one, and a re-run skips it (or rebuilds it with ``overwrite``) instead of adding to it.
+``plan_split`` checks a split and ``run_plans`` writes planned splits; the datasets' layouts are in
+:mod:`ddr_basicsr.data.layouts`.
 """
-import argparse
 import functools
 import os
 import re
@@ -14,7 +15,7 @@ import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import lmdb
@@ -24,6 +25,7 @@ from tqdm import tqdm
 
 IMAGE_EXTENSIONS = frozenset({'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff'})
 BACKENDS = ('lmdb', 'disk')
+SPLITS = ('train', 'test')
 _KEY_PATTERN = re.compile(r'^[A-Za-z0-9_-]+$')  # BasicSR splits meta_info lines at the first '.'
 _INITIAL_MAP_SIZE = 1 << 30  # lmdb address space; doubled whenever it fills up
 _MAX_LISTED = 10
@@ -295,7 +297,6 @@ def write_pair_set(pairs: Sequence[ImagePair], gt_out: Path, lq_out: Path, *, cr
     if backend not in BACKENDS:
         raise ValueError(f'Unknown backend {backend!r}; choose one of {BACKENDS}')
     if gt_out.exists() and lq_out.exists() and not overwrite:
-        print(f'  {gt_out} and {lq_out} exist: skipped (use --overwrite to rebuild)')
         return 0
     outputs: List[_PartialOutput] = []
     written = 0
@@ -327,47 +328,70 @@ def output_stems(crop: Optional[CropSpec]) -> Tuple[str, str]:
     return ('target_crops', 'input_crops') if crop else ('target', 'input')
 
 
-def warn_on_count(label: str, found: int, expected: Optional[int]) -> None:
-    """Print a warning when a split does not have the official number of pairs (e.g. an incomplete download)."""
+def warn_on_count(label: str, found: int, expected: Optional[int]) -> Optional[str]:
+    """The warning line when a split does not have the official number of pairs (e.g. an incomplete download)."""
     if expected is not None and found != expected:
-        print(f'  WARNING {label}: found {found} pairs, the official release has {expected}')
+        return f'  WARNING {label}: found {found} pairs, the official release has {expected}'
+    return None
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, default_crop_size: int, default_step: int) -> None:
-    """Options shared by all preparation scripts."""
-    parser.add_argument('--backend', choices=BACKENDS, default='lmdb',
-                        help='lmdb (BasicSR io_backend lmdb, used by options/*.yml) or disk (PNG folders)')
-    parser.add_argument('--crop-size', type=int, default=default_crop_size,
-                        help=f'training sub-image size, 0 = whole images (default {default_crop_size})')
-    parser.add_argument('--step', type=int, default=default_step, help=f'sub-image step (default {default_step})')
-    parser.add_argument('--thresh-size', type=int, default=0,
-                        help='add a border-flush sub-image when more than this many px are left over (default 0)')
-    parser.add_argument('--compress-level', type=int, default=1, choices=range(10), metavar='0-9',
-                        help='PNG compression level of the written images (default 1)')
-    parser.add_argument('--workers', type=int, default=1, help='processes reading and encoding images (default 1)')
-    parser.add_argument('--overwrite', action='store_true', help='rebuild outputs that already exist')
-    parser.add_argument('--dry-run', action='store_true',
-                        help='find and check all pairs, print the plan, write nothing')
+@dataclass(frozen=True)
+class SplitPlan:
+    """One checked split and the outputs it goes to; ``entries`` is the number of records it produces."""
+    label: str
+    pairs: Tuple[ImagePair, ...]
+    gt_out: Path
+    lq_out: Path
+    backend: str
+    crop: Optional[CropSpec]
+    entries: int
+    warnings: Tuple[str, ...] = ()
+
+    @property
+    def exists(self) -> bool:
+        """Both outputs exist, i.e. an earlier run completed them."""
+        return self.gt_out.exists() and self.lq_out.exists()
+
+    def describe(self, overwrite: bool = False) -> str:
+        """The plan as the preparation scripts print it (several lines)."""
+        if self.crop:
+            what = f'{self.entries} sub-images of {self.crop.size} px (step {self.crop.step})'
+        else:
+            what = f'{self.entries} whole images'
+        state = 'exists, will be skipped' if self.exists and not overwrite else 'to write'
+        return f'{self.label}: {len(self.pairs)} pairs -> {what}\n  GT: {self.gt_out}\n  LQ: {self.lq_out}\n  ({state})'
 
 
-def crop_from_args(args: argparse.Namespace) -> Optional[CropSpec]:
-    """The training CropSpec from --crop-size/--step/--thresh-size, or None for --crop-size 0."""
-    if args.crop_size == 0:
-        return None
-    return CropSpec(args.crop_size, args.step, args.thresh_size)
+def plan_split(label: str, pairs: Sequence[ImagePair], folder: Path, stems: Tuple[str, str], *,
+               backend: str = 'lmdb', crop: Optional[CropSpec] = None, lq_scales: Sequence[int] = (1,),
+               expected_pairs: Optional[int] = None, warnings: Sequence[str] = ()) -> SplitPlan:
+    """Check ``pairs`` (see ``check_pairs``) and plan writing them to ``folder`` under the (GT, LQ) ``stems``.
 
-
-def prepare_split(label: str, pairs: Sequence[ImagePair], gt_out: Path, lq_out: Path, args: argparse.Namespace, *,
-                  crop: Optional[CropSpec] = None, lq_scales: Sequence[int] = (1,),
-                  expected_pairs: Optional[int] = None) -> int:
-    """Check one split, print its plan, and write it unless ``args.dry_run``; return the entries written."""
+    ``warnings`` are carried over to the plan, after a count warning when ``expected_pairs`` differs.
+    """
     sizes = check_pairs(pairs, lq_scales)
-    warn_on_count(label, len(pairs), expected_pairs)
-    entries = count_records(sizes, crop)
-    what = f'{entries} sub-images of {crop.size} px (step {crop.step})' if crop else f'{entries} whole images'
-    state = 'exists, will be skipped' if gt_out.exists() and lq_out.exists() and not args.overwrite else 'to write'
-    print(f'{label}: {len(pairs)} pairs -> {what}\n  GT: {gt_out}\n  LQ: {lq_out}\n  ({state})')
-    if args.dry_run:
-        return 0
-    return write_pair_set(pairs, gt_out, lq_out, crop=crop, backend=args.backend, compress_level=args.compress_level,
-                          workers=args.workers, overwrite=args.overwrite, expected_entries=entries)
+    count_warning = warn_on_count(label, len(pairs), expected_pairs)
+    gt_stem, lq_stem = stems
+    return SplitPlan(label, tuple(pairs), output_path(folder, gt_stem, backend), output_path(folder, lq_stem, backend),
+                     backend, crop, count_records(sizes, crop),
+                     tuple(warnings) + ((count_warning,) if count_warning else ()))
+
+
+def run_plans(plans: Iterable[SplitPlan], *, compress_level: int = 1, workers: int = 1, overwrite: bool = False,
+              dry_run: bool = False) -> Iterator[str]:
+    """Write each plan's split (nothing for ``dry_run``), yielding the report lines as it goes.
+
+    Lazy: nothing is checked or written until the result is iterated. Complete outputs are skipped unless
+    ``overwrite``.
+    """
+    for plan in plans:
+        yield from plan.warnings
+        yield plan.describe(overwrite)
+        if dry_run:
+            continue
+        if plan.exists and not overwrite:
+            yield f'  {plan.gt_out} and {plan.lq_out} exist: skipped (use --overwrite to rebuild)'
+            continue
+        write_pair_set(plan.pairs, plan.gt_out, plan.lq_out, crop=plan.crop, backend=plan.backend,
+                       compress_level=compress_level, workers=workers, overwrite=overwrite,
+                       expected_entries=plan.entries)

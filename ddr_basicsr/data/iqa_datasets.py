@@ -52,14 +52,14 @@ class IQADataset:
 def _require_file(path: str, dataset: str, what: str) -> str:
     if not os.path.isfile(path):
         raise FileNotFoundError(f'{dataset}: {what} not found: {path} (expected the official layout of the '
-                                f'dataset under its root folder; see ddr_basicsr/iqa_datasets.py)')
+                                f'dataset under its root folder; see ddr_basicsr/data/iqa_datasets.py)')
     return path
 
 
 def _require_dir(path: str, dataset: str, what: str) -> str:
     if not os.path.isdir(path):
         raise FileNotFoundError(f'{dataset}: {what} folder not found: {path} (expected the official layout of '
-                                f'the dataset under its root folder; see ddr_basicsr/iqa_datasets.py)')
+                                f'the dataset under its root folder; see ddr_basicsr/data/iqa_datasets.py)')
     return path
 
 

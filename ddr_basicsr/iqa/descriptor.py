@@ -1,0 +1,304 @@
+"""DDR as an image descriptor (paper Sec. 3.2): Fig. 4-style montage and Table 2-style SRCC table.
+
+For every image, DDR_d of each degradation type d (blind-IQA patch averaging) is measured, with
+image attributes that need no learned model:
+
+* colorfulness M of Hasler and Süsstrunk (2003): on 0-255 RGB, rg = R - G, yb = (R + G) / 2 - B,
+  M = sqrt(σ_rg² + σ_yb²) + 0.3 · sqrt(μ_rg² + μ_yb²);
+* sharpness: CPBD, the cumulative probability of blur detection of Narvekar and Karam (2011, the
+  paper's [44]), as implemented here: luma (BT.601) rounded to integers in [0, 255]; Canny edges (Gaussian σ = √2 first,
+  high threshold = 70th percentile of the gradient magnitude, low = 0.4 · high, as MATLAB's default);
+  64×64 blocks with more than 0.2 % edge pixels are edge blocks; in them, each edge pixel with a
+  mostly horizontal gradient (a vertical edge) gets the width of the monotonic intensity run through
+  it along its row (Marziliano et al.); w_JNB = 5 px when the block's contrast (max - min) is at
+  most 50, else 3 px; P_blur = 1 - exp(-(w / w_JNB)^3.6); CPBD = share of those edge pixels with
+  P_blur ≤ 0.63 (0 when the image has no such edge). Higher = sharper;
+* quality: a MOS column of a CSV file, or the subjective scores of an IQA dataset (DMOS negated, so
+  higher = better). Image complexity (the paper's IC9600 model) is left out: it is a learned model.
+
+Outputs (:func:`write_descriptor_report`): ``descriptor_montage.png`` (per degradation: the top-k images with
+the highest DDR_d, then the k lowest), ``descriptor_srcc.md`` / ``.csv`` (SRCC of each DDR_d with each
+attribute, next to the paper's Table 2, measured on CSIQ) and ``descriptor_scores.csv`` (per image).
+"""
+import csv
+import io
+import math
+import os
+import sys
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ddr_basicsr.atomic_files import atomic_path, write_text_atomically
+from ddr_basicsr.data.iqa_datasets import load_dataset
+from ddr_basicsr.ddr import DDR
+from ddr_basicsr.image_io import read_image, resize_short_side
+from ddr_basicsr.iqa.evaluation import format_number, srcc
+from ddr_basicsr.iqa.scoring import collect_inputs, iter_quality_scores
+
+__all__ = ['ATTRIBUTES', 'PAPER_TABLE2', 'colorfulness', 'cpbd_sharpness', 'dataset_quality', 'descriptor_report',
+           'format_descriptor_scores_csv', 'format_table_csv', 'format_table_markdown', 'gather_quality',
+           'image_attributes', 'montage_selection', 'read_mos_csv', 'save_montage', 'score_descriptors',
+           'srcc_table', 'write_descriptor_report']
+
+#: Table 2 of the paper (CSIQ): SRCC of DDR_d with complexity, colorfulness, sharpness, quality.
+PAPER_TABLE2 = {
+    'color': {'complexity': -0.223, 'colorfulness': 0.757, 'sharpness': 0.715, 'quality': 0.790},
+    'noise': {'complexity': -0.444, 'colorfulness': 0.673, 'sharpness': 0.600, 'quality': 0.694},
+    'blur': {'complexity': -0.206, 'colorfulness': 0.612, 'sharpness': 0.732, 'quality': 0.756},
+    'exposure': {'complexity': -0.435, 'colorfulness': 0.684, 'sharpness': 0.699, 'quality': 0.770},
+    'content': {'complexity': -0.357, 'colorfulness': 0.612, 'sharpness': 0.561, 'quality': 0.642},
+}
+ATTRIBUTES = ('colorfulness', 'sharpness', 'quality')
+CPBD_BLOCK = 64
+CPBD_EDGE_SHARE = 0.002
+CPBD_BETA = 3.6
+CPBD_P_JNB = 0.63
+THUMBNAIL_SIDE = 160
+
+
+# ----------------------------------------------------------------------------------------------------------
+# attributes
+
+
+def colorfulness(rgb: np.ndarray) -> float:
+    """Hasler and Süsstrunk's colorfulness M of an (H, W, 3) RGB image in [0, 255]."""
+    rgb = rgb.astype(np.float64)
+    rg = rgb[..., 0] - rgb[..., 1]
+    yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
+    return float(math.hypot(rg.std(), yb.std()) + 0.3 * math.hypot(rg.mean(), yb.mean()))
+
+
+def _run_bounds(row_values: np.ndarray, rising: bool) -> np.ndarray:
+    """Per pixel, the length of the strictly monotonic (rising or falling) run through it along each row."""
+    steps = np.diff(row_values, axis=1)
+    moving = steps > 0 if rising else steps < 0
+    height, width = row_values.shape
+    columns = np.broadcast_to(np.arange(width), (height, width))
+    # a run through column j starts at the last column s <= j with no step s-1 -> s, ends at the first e >= j
+    # with no step e -> e+1
+    starts_here = np.ones((height, width), dtype=bool)
+    starts_here[:, 1:] = ~moving
+    ends_here = np.ones((height, width), dtype=bool)
+    ends_here[:, :-1] = ~moving
+    start = np.maximum.accumulate(np.where(starts_here, columns, 0), axis=1)
+    end = np.minimum.accumulate(np.where(ends_here, columns, width - 1)[:, ::-1], axis=1)[:, ::-1]
+    return end - start
+
+
+def cpbd_sharpness(rgb: np.ndarray) -> float:
+    """CPBD sharpness in [0, 1] of an (H, W, 3) RGB image in [0, 255] (see the module docstring)."""
+    luma = np.rint(rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114]))
+    smooth = cv2.GaussianBlur(luma, (0, 0), math.sqrt(2))
+    grad_x = cv2.Sobel(smooth, cv2.CV_64F, 1, 0)
+    grad_y = cv2.Sobel(smooth, cv2.CV_64F, 0, 1)
+    magnitude = np.hypot(grad_x, grad_y)
+    high = float(np.percentile(magnitude, 70))
+    if high <= 0:
+        return 0.0
+    edges = cv2.Canny(np.clip(np.rint(smooth), 0, 255).astype(np.uint8), 0.4 * high, high, L2gradient=True) > 0
+    vertical = edges & (np.abs(grad_x) >= np.abs(grad_y))
+    widths = np.where(grad_x > 0, _run_bounds(luma, rising=True), _run_bounds(luma, rising=False))
+    probabilities = []
+    height, width = luma.shape
+    for top in range(0, height - CPBD_BLOCK + 1, CPBD_BLOCK):
+        for left in range(0, width - CPBD_BLOCK + 1, CPBD_BLOCK):
+            window = (slice(top, top + CPBD_BLOCK), slice(left, left + CPBD_BLOCK))
+            if edges[window].sum() <= CPBD_EDGE_SHARE * CPBD_BLOCK * CPBD_BLOCK:
+                continue
+            contrast = luma[window].max() - luma[window].min()
+            width_jnb = 5.0 if contrast <= 50 else 3.0
+            block_widths = widths[window][vertical[window]]
+            probabilities.append(1 - np.exp(-(block_widths / width_jnb) ** CPBD_BETA))
+    if not probabilities or not sum(len(block) for block in probabilities):
+        return 0.0
+    return float(np.mean(np.concatenate(probabilities) <= CPBD_P_JNB))
+
+
+def image_attributes(path: str) -> Dict[str, float]:
+    """Colorfulness and CPBD sharpness of the image file ``path``."""
+    rgb = read_image(path).permute(1, 2, 0).numpy() * 255.0
+    return {'colorfulness': colorfulness(rgb), 'sharpness': cpbd_sharpness(rgb)}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# images and quality labels
+
+
+def read_mos_csv(path: str, name_column: str, mos_column: str, lower_better: bool) -> Dict[str, float]:
+    """{image file name: quality} from a CSV; names are matched by basename; DMOS-like scores are negated."""
+    with open(path, newline='', encoding='utf-8-sig') as handle:
+        reader = csv.DictReader(handle)
+        missing = [column for column in (name_column, mos_column) if column not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f'{path}: no column {missing}; columns are {reader.fieldnames} '
+                             '(choose with --name-column / --mos-column)')
+        quality = {}
+        for row in reader:
+            name = os.path.basename(row[name_column].strip())
+            if name in quality:
+                raise ValueError(f'{path}: image name {name!r} appears twice; names are matched by basename')
+            quality[name] = -float(row[mos_column]) if lower_better else float(row[mos_column])
+    return quality
+
+
+def dataset_quality(name: str, root: str) -> Dict[str, float]:
+    """{image path: quality} of the IQA dataset ``name`` at ``root``; DMOS negated, so higher = better."""
+    dataset = load_dataset(name, root)
+    return {path: score if dataset.higher_better else -score for path, score in dataset.items}
+
+
+def gather_quality(inputs: Sequence[str] = (), recursive: bool = False, dataset: Optional[Tuple[str, str]] = None,
+                   mos_csv: Optional[str] = None, name_column: str = 'image', mos_column: str = 'mos',
+                   mos_lower_better: bool = False) -> Dict[str, Optional[float]]:
+    """{image path: quality or None}: the images of ``dataset`` ((name, root)) with their subjective scores,
+    then the files of ``inputs`` (files, folders, glob patterns); the ``mos_csv`` file (see :func:`read_mos_csv`)
+    overrides the quality of the images it names (matched by basename)."""
+    images: Dict[str, Optional[float]] = dict(dataset_quality(*dataset)) if dataset else {}
+    for path, problem in collect_inputs(inputs, recursive):
+        if problem:
+            raise FileNotFoundError(f'{path}: {problem}')
+        images.setdefault(path, None)
+    if mos_csv:
+        quality = read_mos_csv(mos_csv, name_column, mos_column, mos_lower_better)
+        for path in images:
+            images[path] = quality.get(os.path.basename(path), images[path])
+    if not images:
+        raise ValueError('no image given: pass image files/folders or --dataset NAME=ROOT')
+    return images
+
+
+def score_descriptors(ddr: DDR, images: Mapping[str, Optional[float]], batch_size: int = 32,
+                      workers: int = 4) -> Tuple[List[dict], List[str]]:
+    """Per image of ``images`` ({path: quality or None}), in that order: ``{'path', <DDR_d per degradation>,
+    'quality', 'colorfulness', 'sharpness'}``; and the failures (``'path: error'``)."""
+    paths = list(images)
+    records, failures = [], []
+    for result in iter_quality_scores(ddr, paths, batch_size, workers, description='DDR_d'):
+        if result.error:
+            failures.append(f'{result.path}: {result.error}')
+        else:
+            records.append({'path': result.path, **result.responses, 'quality': images[result.path]})
+    order = {path: index for index, path in enumerate(paths)}
+    records.sort(key=lambda record: order[record['path']])
+    for record in tqdm(records, desc='attributes', unit='img', file=sys.stderr):
+        record.update(image_attributes(record['path']))
+    return records, failures
+
+
+# ----------------------------------------------------------------------------------------------------------
+# outputs
+
+
+def srcc_table(records: Sequence[dict], names: Sequence[str]) -> Dict[str, Dict[str, float]]:
+    """{degradation: {attribute: SRCC(DDR_d, attribute)}} over the images that have both values."""
+    return {name: {attribute: srcc([record[name] for record in records], [record[attribute] for record in records])
+                   for attribute in ATTRIBUTES} for name in names}
+
+
+def format_table_markdown(table: Mapping[str, Mapping[str, float]], image_count: int, settings: Mapping) -> str:
+    """``descriptor_srcc.md``: the SRCC table next to the paper's Table 2, then the settings."""
+    header = ['Degradation']
+    for attribute in ATTRIBUTES:
+        header += [attribute.capitalize(), f'{attribute.capitalize()} (paper)']
+    lines = ['# DDR as an image descriptor (paper Table 2 style)', '',
+             f'SRCC between DDR_d and image attributes over {image_count} images. Paper figures: CSIQ, '
+             'sharpness = CPBD, colorfulness = Hasler & Süsstrunk, quality = MOS.', '',
+             '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    for name, values in table.items():
+        cells = [name]
+        for attribute in ATTRIBUTES:
+            cells += [format_number(values[attribute], 3), format_number(PAPER_TABLE2.get(name, {}).get(attribute), 3)]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    lines += ['', '## Settings', ''] + [f'- {key}: {value}' for key, value in settings.items()]
+    return '\n'.join(lines) + '\n'
+
+
+def format_table_csv(table: Mapping[str, Mapping[str, float]]) -> str:
+    """``descriptor_srcc.csv``: the SRCC table (4 decimals) and the paper's Table 2."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator='\n')
+    writer.writerow(['degradation', *ATTRIBUTES, *(f'paper_{attribute}' for attribute in ATTRIBUTES)])
+    for name, values in table.items():
+        paper = PAPER_TABLE2.get(name, {})
+        writer.writerow([name, *(format_number(values[attribute], 4) for attribute in ATTRIBUTES),
+                         *(format_number(paper.get(attribute), 3) for attribute in ATTRIBUTES)])
+    return buffer.getvalue()
+
+
+def format_descriptor_scores_csv(records: Sequence[dict], names: Sequence[str]) -> str:
+    """``descriptor_scores.csv``: per image, DDR_d of each degradation and the attributes."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator='\n')
+    writer.writerow(['path', *(f'ddr_{name}' for name in names), *ATTRIBUTES])
+    for record in records:
+        values = [record[key] for key in (*names, *ATTRIBUTES)]
+        writer.writerow([record['path'], *('' if value is None else f'{value:.8g}' for value in values)])
+    return buffer.getvalue()
+
+
+def montage_selection(records: Sequence[dict], name: str, top_k: int) -> List[dict]:
+    """The ``k`` records with the highest DDR_d (descending), then the ``k`` lowest (ascending);
+    k = top_k, reduced so the two groups do not overlap."""
+    ranked = sorted(records, key=lambda record: record[name], reverse=True)
+    count = min(top_k, max(1, len(ranked) // 2))
+    return ranked[:count] + ranked[::-1][:count]
+
+
+def save_montage(records: Sequence[dict], names: Sequence[str], top_k: int, path: str) -> None:
+    """Fig. 4 style: one row per degradation, top-k highest DDR_d then bottom-k lowest."""
+    from matplotlib.figure import Figure
+    rows = {name: montage_selection(records, name, top_k) for name in names}
+    columns = max(len(selection) for selection in rows.values())
+    figure = Figure(figsize=(2.2 * columns, 2.6 * len(names)), layout='constrained')
+    axes = figure.subplots(len(names), columns, squeeze=False)
+    for row, name in enumerate(names):
+        selection = rows[name]
+        for column, axis in enumerate(axes[row]):
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if column >= len(selection):
+                axis.set_axis_off()
+                continue
+            record = selection[column]
+            thumbnail = resize_short_side(read_image(record['path']), THUMBNAIL_SIDE)
+            axis.imshow(thumbnail.permute(1, 2, 0).numpy())
+            group = 'high' if column < len(selection) // 2 else 'low'
+            axis.set_title(f'{group} {record[name]:.4f}\n{os.path.basename(record["path"])}', fontsize=7)
+        axes[row][0].set_ylabel(f'DDR {name}', fontsize=9)
+    figure.suptitle('Images with the highest (left) and lowest (right) DDR per degradation type', fontsize=10)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format='png', dpi=100)
+
+
+def write_descriptor_report(output_dir: str, records: Sequence[dict], names: Sequence[str], top_k: int,
+                            settings: Mapping[str, object]) -> str:
+    """Write the SRCC table (``descriptor_srcc.md`` / ``.csv``), ``descriptor_scores.csv`` and
+    ``descriptor_montage.png`` into ``output_dir``; returns the Markdown."""
+    os.makedirs(output_dir, exist_ok=True)
+    table = srcc_table(records, names)
+    markdown = format_table_markdown(table, len(records), settings)
+    write_text_atomically(os.path.join(output_dir, 'descriptor_srcc.md'), markdown)
+    write_text_atomically(os.path.join(output_dir, 'descriptor_srcc.csv'), format_table_csv(table))
+    write_text_atomically(os.path.join(output_dir, 'descriptor_scores.csv'),
+                          format_descriptor_scores_csv(records, names))
+    save_montage(records, names, top_k, os.path.join(output_dir, 'descriptor_montage.png'))
+    return markdown
+
+
+def descriptor_report(ddr: DDR, images: Mapping[str, Optional[float]], output_dir: str, top_k: int = 4,
+                      source: str = '', batch_size: int = 32, workers: int = 4) -> Tuple[str, List[str]]:
+    """Measure DDR_d and the attributes of ``images`` ({path: quality or None}) and write the report into
+    ``output_dir`` (:func:`write_descriptor_report`); returns the Markdown and the failures (``'path: error'``).
+    Raises ValueError when no image could be scored."""
+    names = list(ddr.degradation_names)
+    records, failures = score_descriptors(ddr, images, batch_size, workers)
+    if not records:
+        raise ValueError('no image could be scored: ' + '; '.join(failures))
+    settings = {'DDR model': ddr.clip_description, 'degradations': ', '.join(names),
+                'images scored': f'{len(records)}/{len(images)}',
+                'images with quality': sum(record['quality'] is not None for record in records),
+                'source': source}
+    return write_descriptor_report(output_dir, records, names, top_k, settings), failures

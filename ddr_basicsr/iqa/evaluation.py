@@ -1,0 +1,369 @@
+"""Opinion-unaware blind-IQA evaluation of the paper's Table 3: DDR and BasicSR's NIQE, SRCC/PLCC/KRCC.
+
+Every distorted image of each dataset (:mod:`ddr_basicsr.data.iqa_datasets`) is scored by each metric; the
+correlations with the subjective scores are taken over the whole set. Directions are handled: a
+correlation is multiplied by -1 when exactly one of (metric, subjective score) is lower-is-better
+(NIQE; DMOS of CSIQ and LIVE), so a metric that agrees with people gets a positive number, as in the
+paper. PLCC is the plain Pearson correlation (no nonlinear regression).
+
+Per-image scores are appended to ``OUTPUT/cache/<dataset>-<metric>-<settings hash>.jsonl`` in batches
+(flushed and fsynced), so an interrupted run resumes where it stopped; changing a setting that changes
+scores (model, degradations, resolution, ...) uses a fresh cache file. BasicSR (for NIQE) is imported
+only when NIQE is computed.
+"""
+import csv
+import hashlib
+import io
+import json
+import math
+import multiprocessing
+import os
+import sys
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+from scipy import stats
+from tqdm import tqdm
+
+from ddr_basicsr.atomic_files import write_text_atomically
+from ddr_basicsr.data.iqa_datasets import IQADataset, load_dataset
+from ddr_basicsr.ddr import DDR
+from ddr_basicsr.image_io import decode_image, resize_short_side, to_tensor
+from ddr_basicsr.iqa.scoring import iter_quality_scores
+
+__all__ = ['METRIC_HIGHER_BETTER', 'PAPER_TABLE3', 'Failure', 'ScoreCache', 'correlations', 'dataset_options',
+           'direction_sign', 'evaluate', 'format_number', 'format_results_csv', 'format_results_markdown',
+           'format_scores_csv', 'metric_settings', 'niqe_of_file', 'relative_name', 'result_row', 'run_ddr',
+           'run_niqe', 'settings_hash', 'srcc', 'write_reports']
+
+#: Table 3 of the paper: SRCC of NIQE and of DDR ("Ours") on each dataset.
+PAPER_TABLE3 = {
+    'csiq': {'niqe': 0.6191, 'ddr': 0.8289},
+    'live': {'niqe': 0.9062, 'ddr': 0.8793},
+    'tid2013': {'niqe': 0.3106, 'ddr': 0.5844},
+    'kadid10k': {'niqe': 0.3779, 'ddr': 0.5968},
+    'koniq10k': {'niqe': 0.5300, 'ddr': 0.6455},
+    'livec': {'niqe': 0.4495, 'ddr': 0.6613},
+    'cid2013': {'niqe': 0.6589, 'ddr': 0.8009},
+    'spaq': {'niqe': 0.3105, 'ddr': 0.7249},
+}
+#: Metric name -> True when a higher score means better quality.
+METRIC_HIGHER_BETTER = {'ddr': True, 'niqe': False}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# per-image score cache
+
+
+class ScoreCache:
+    """Append-only JSON-lines file of per-image records ``{"image": ..., "<metric>": ...}``.
+
+    The first line holds the settings the scores depend on. A partially written last line (a run
+    killed mid-write) is cut off when the file is opened.
+    """
+
+    def __init__(self, path: str, settings: Mapping[str, object]):
+        self.path = path
+        self.records: Dict[str, dict] = {}
+        header = json.dumps({'settings': settings}, sort_keys=True)
+        if os.path.isfile(path):
+            self._load(header)
+        else:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            self._append([header])
+
+    def _load(self, header: str) -> None:
+        with open(self.path, 'rb') as handle:
+            content = handle.read()
+        complete = content[:content.rfind(b'\n') + 1]
+        if len(complete) != len(content):
+            with open(self.path, 'r+b') as handle:
+                handle.truncate(len(complete))
+        lines = complete.decode('utf-8').splitlines()
+        if not lines or json.dumps(json.loads(lines[0]), sort_keys=True) != header:
+            raise ValueError(f'{self.path} was written with other settings; delete it to start over')
+        for line in lines[1:]:
+            record = json.loads(line)
+            self.records[record['image']] = record
+
+    def _append(self, lines: Sequence[str]) -> None:
+        with open(self.path, 'a', encoding='utf-8') as handle:
+            handle.write(''.join(line + '\n' for line in lines))
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def add(self, records: Sequence[dict]) -> None:
+        """Append ``records`` durably (one write, flushed and fsynced)."""
+        if records:
+            self._append([json.dumps(record, sort_keys=True) for record in records])
+            self.records.update((record['image'], record) for record in records)
+
+
+def settings_hash(settings: Mapping[str, object]) -> str:
+    """Short hash of ``settings`` (part of the cache file name)."""
+    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode('utf-8')).hexdigest()[:10]
+
+
+def relative_name(dataset: IQADataset, path: str) -> str:
+    """``path`` relative to the dataset root, with forward slashes (the key of the cache records)."""
+    return os.path.relpath(path, dataset.root).replace(os.sep, '/')
+
+
+# ----------------------------------------------------------------------------------------------------------
+# metrics
+
+
+@dataclass
+class Failure:
+    """An image a metric could not score."""
+    image: str
+    metric: str
+    error: str
+
+
+#: One scored image: (image path, the fields of its cache record, error message; empty when scored).
+Outcome = Tuple[str, Optional[dict], str]
+
+
+def _missing_paths(dataset: IQADataset, cache: ScoreCache) -> List[str]:
+    return [path for path in dataset.paths if relative_name(dataset, path) not in cache.records]
+
+
+def _record_outcomes(dataset: IQADataset, cache: ScoreCache, metric: str, outcomes: Iterable[Outcome],
+                     flush_every: int) -> List[Failure]:
+    """Add the scored ``outcomes`` to ``cache``, ``flush_every`` records per write (and what is left when
+    the loop ends, also on an exception or interruption); returns the failures."""
+    failures, buffer = [], []
+    try:
+        for path, fields, error in outcomes:
+            name = relative_name(dataset, path)
+            if error:
+                failures.append(Failure(name, metric, error))
+                continue
+            buffer.append({'image': name, **fields})
+            if len(buffer) >= flush_every:
+                cache.add(buffer)
+                buffer = []
+    finally:
+        cache.add(buffer)
+    return failures
+
+
+def run_ddr(ddr: DDR, dataset: IQADataset, cache: ScoreCache, short_side: Optional[int], batch_size: int,
+            workers: int) -> List[Failure]:
+    """Score the images of ``dataset`` missing from ``cache`` with DDR; returns the failures."""
+    results = iter_quality_scores(ddr, _missing_paths(dataset, cache), batch_size, workers, short_side,
+                                  description=f'DDR {dataset.name}')
+    outcomes: Iterator[Outcome] = ((result.path, {'ddr': result.quality, 'responses': result.responses},
+                                    result.error) for result in results)
+    return _record_outcomes(dataset, cache, 'ddr', outcomes, batch_size)
+
+
+def niqe_of_file(task: Tuple[str, Optional[int]]) -> Tuple[str, Optional[float], str]:
+    """BasicSR's NIQE (Y channel, no border crop) of one file, preprocessed like the DDR input."""
+    from basicsr.metrics.niqe import calculate_niqe
+    path, short_side = task
+    try:
+        image = resize_short_side(to_tensor(decode_image(path)), short_side).numpy()
+        if image.dtype != np.uint8:
+            image = image * 255.0
+        value = calculate_niqe(image[::-1].transpose(1, 2, 0), crop_border=0, input_order='HWC', convert_to='y')
+    except Exception as error:  # NIQE fails in many ways on small/flat images; the image is reported
+        return path, None, f'{type(error).__name__}: {error}'
+    if not math.isfinite(value):
+        return path, None, 'NIQE is not finite (image too small or flat: it needs at least 2 blocks of 96x96 px)'
+    return path, float(value), ''
+
+
+def run_niqe(dataset: IQADataset, cache: ScoreCache, short_side: Optional[int], workers: int,
+             flush_every: int = 16) -> List[Failure]:
+    """Score the images of ``dataset`` missing from ``cache`` with NIQE, in ``workers`` processes."""
+    todo = [(path, short_side) for path in _missing_paths(dataset, cache)]
+    import basicsr.metrics.niqe  # noqa: F401 (once here: the worker processes inherit it)
+    pool = multiprocessing.Pool(workers) if workers > 0 and len(todo) > 1 else None
+    try:
+        results: Iterable = pool.imap_unordered(niqe_of_file, todo) if pool else map(niqe_of_file, todo)
+        progress = tqdm(results, total=len(todo), unit='img', desc=f'NIQE {dataset.name}', file=sys.stderr)
+        outcomes = ((path, {'niqe': value}, error) for path, value, error in progress)
+        return _record_outcomes(dataset, cache, 'niqe', outcomes, flush_every)
+    finally:
+        if pool:
+            pool.terminate()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# correlations
+
+
+def srcc(x: Sequence[Optional[float]], y: Sequence[Optional[float]]) -> float:
+    """Spearman's rank correlation over the pairs where both values are known (not None); NaN with fewer
+    than 3 such pairs or when one side is constant."""
+    pairs = [(a, b) for a, b in zip(x, y) if a is not None and b is not None]
+    if len(pairs) < 3 or len({a for a, _ in pairs}) < 2 or len({b for _, b in pairs}) < 2:
+        return math.nan
+    return float(stats.spearmanr(*zip(*pairs))[0])
+
+
+def correlations(predicted: np.ndarray, subjective: np.ndarray, sign: int) -> Dict[str, float]:
+    """SRCC, PLCC (plain Pearson) and KRCC, multiplied by ``sign`` (+1/-1) to handle score directions."""
+    if len(predicted) < 3:
+        return {'srcc': math.nan, 'plcc': math.nan, 'krcc': math.nan}
+    return {'srcc': sign * srcc(predicted, subjective),
+            'plcc': sign * float(stats.pearsonr(predicted, subjective)[0]),
+            'krcc': sign * float(stats.kendalltau(predicted, subjective)[0])}
+
+
+def direction_sign(metric: str, dataset: IQADataset) -> int:
+    """+1 when ``metric`` and the subjective score of ``dataset`` point the same way (both higher-better
+    or both lower-better), else -1."""
+    return 1 if METRIC_HIGHER_BETTER[metric] == dataset.higher_better else -1
+
+
+# ----------------------------------------------------------------------------------------------------------
+# reports
+
+
+def format_number(value: Optional[float], digits: int = 4) -> str:
+    """``value`` with ``digits`` decimals; empty for None and NaN."""
+    return '' if value is None or (isinstance(value, float) and math.isnan(value)) else f'{value:.{digits}f}'
+
+
+def format_results_csv(rows: Sequence[dict]) -> str:
+    """``biqa_results.csv``: one row per (dataset, metric)."""
+    buffer = io.StringIO()
+    fields = ['dataset', 'metric', 'images', 'scored', 'srcc', 'plcc', 'krcc', 'paper_srcc', 'subjective_score',
+              'options']
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator='\n')
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, **{key: format_number(row[key]) for key in ('srcc', 'plcc', 'krcc', 'paper_srcc')}})
+    return buffer.getvalue()
+
+
+def format_results_markdown(rows: Sequence[dict], metrics: Sequence[str], settings: Mapping[str, object]) -> str:
+    """``biqa_results.md``: one table row per dataset, the metrics side by side, next to the paper's Table 3."""
+    by_dataset: Dict[str, Dict[str, dict]] = {}
+    for row in rows:
+        by_dataset.setdefault(row['dataset'], {})[row['metric']] = row
+    header = ['Dataset', 'Images']
+    for metric in metrics:
+        label = metric.upper()
+        header += [f'{label} SRCC', f'{label} SRCC (paper)', f'{label} PLCC', f'{label} KRCC']
+    lines = ['# Opinion-unaware blind IQA (paper Table 3)', '',
+             'Correlations with the subjective scores over every distorted image, score directions handled '
+             '(positive = agrees with people); PLCC without nonlinear regression.', '',
+             '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    for dataset, entries in by_dataset.items():
+        first = next(iter(entries.values()))
+        cells = [dataset, f"{min(entry['scored'] for entry in entries.values())}/{first['images']}"]
+        for metric in metrics:
+            entry = entries.get(metric, {})
+            cells += [format_number(entry.get(key)) for key in ('srcc', 'paper_srcc', 'plcc', 'krcc')]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    lines += ['', '## Settings', '']
+    lines += [f'- {key}: {value}' for key, value in settings.items()]
+    for dataset, entries in by_dataset.items():
+        first = next(iter(entries.values()))
+        lines.append(f"- {dataset}: subjective score {first['subjective_score']}; {first['options']}")
+    return '\n'.join(lines) + '\n'
+
+
+def format_scores_csv(dataset: IQADataset, caches: Mapping[str, ScoreCache]) -> str:
+    """``scores_<dataset>.csv``: per image, the subjective score and each metric's cached score."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator='\n')
+    writer.writerow(['image', dataset.score_label, *caches])
+    for path, subjective in dataset.items:
+        name = relative_name(dataset, path)
+        values = [cache.records.get(name, {}).get(metric) for metric, cache in caches.items()]
+        writer.writerow([name, subjective, *('' if value is None else f'{value:.8g}' for value in values)])
+    return buffer.getvalue()
+
+
+def write_reports(output_dir: str, rows: Sequence[dict], settings: Mapping[str, object]) -> str:
+    """Write ``biqa_results.md`` and ``biqa_results.csv`` into ``output_dir``; returns the Markdown."""
+    metrics = list(dict.fromkeys(row['metric'] for row in rows))
+    markdown = format_results_markdown(rows, metrics, settings)
+    write_text_atomically(os.path.join(output_dir, 'biqa_results.md'), markdown)
+    write_text_atomically(os.path.join(output_dir, 'biqa_results.csv'), format_results_csv(rows))
+    return markdown
+
+
+# ----------------------------------------------------------------------------------------------------------
+# evaluation
+
+
+def dataset_options(name: str, koniq_resolution: str = '1024x768', koniq_score: str = 'MOS_zscore',
+                    live_dmos: str = 'realigned', spaq_short_side: Optional[int] = 512) -> Tuple[dict, Optional[int]]:
+    """Loader options and the shorter-side resize (None: full resolution) of dataset ``name``;
+    ``spaq_short_side`` 0 or None keeps SPAQ at full resolution."""
+    if name == 'koniq10k':
+        return {'resolution': koniq_resolution, 'score_column': koniq_score}, None
+    if name == 'live':
+        return {'dmos': live_dmos}, None
+    if name == 'spaq':
+        return {}, spaq_short_side or None
+    return {}, None
+
+
+def metric_settings(name: str, metric: str, options: Mapping, short_side: Optional[int],
+                    ddr: Optional[DDR]) -> dict:
+    """Everything the per-image scores of ``metric`` on dataset ``name`` depend on (the cache key)."""
+    settings = {'dataset': name, 'metric': metric, 'loader_options': dict(options), 'short_side': short_side}
+    if metric == 'ddr':
+        settings.update({'clip': ddr.clip_description, 'prompts': dict(ddr.prompts), 'precision': ddr.precision,
+                         'adaptation': ddr.adaptation, 'distance': ddr.distance})
+    return settings
+
+
+def result_row(dataset: IQADataset, metric: str, cache: ScoreCache, options: Mapping,
+               short_side: Optional[int]) -> dict:
+    """Correlations of the cached scores of ``metric`` with the subjective scores, and what they were run with."""
+    names = [relative_name(dataset, path) for path in dataset.paths]
+    scored = [index for index, image in enumerate(names) if image in cache.records]
+    predicted = np.array([cache.records[names[index]][metric] for index in scored])
+    values = correlations(predicted, dataset.scores[scored], direction_sign(metric, dataset))
+    direction = 'higher' if dataset.higher_better else 'lower'
+    choices = [f'{key}={value}' for key, value in options.items()] + [f'short_side={short_side or "full resolution"}']
+    return {'dataset': dataset.name, 'metric': metric, 'images': len(names), 'scored': len(scored), **values,
+            'paper_srcc': PAPER_TABLE3[dataset.name][metric],
+            'subjective_score': f'{dataset.score_label} ({direction} is better)', 'options': '; '.join(choices)}
+
+
+def evaluate(datasets: Sequence[Tuple[str, str]], output_dir: str, metrics: Sequence[str] = ('ddr', 'niqe'),
+             ddr_factory: Optional[Callable[[], DDR]] = None, batch_size: int = 32, workers: int = 4,
+             niqe_workers: int = 0, koniq_resolution: str = '1024x768', koniq_score: str = 'MOS_zscore',
+             spaq_short_side: Optional[int] = 512,
+             live_dmos: str = 'realigned') -> Tuple[List[dict], List[Failure], Dict[str, str]]:
+    """Score every dataset of ``datasets`` ((name, root) pairs) with every metric, resuming from the caches
+    in ``output_dir``, and write ``scores_<dataset>.csv`` there; returns the report rows, the failures and
+    the settings. ``ddr_factory`` builds the DDR (called only when 'ddr' is in ``metrics``)."""
+    metrics = list(metrics)
+    unknown = [metric for metric in metrics if metric not in METRIC_HIGHER_BETTER]
+    if unknown or not metrics:
+        raise ValueError(f'unknown metric(s) {unknown}; choose among {", ".join(METRIC_HIGHER_BETTER)}')
+    if 'ddr' in metrics and ddr_factory is None:
+        raise ValueError("metric 'ddr' needs a ddr_factory")
+    ddr = ddr_factory() if 'ddr' in metrics else None
+    settings = {'metrics': ', '.join(metrics)}
+    if ddr is not None:
+        settings.update({'DDR model': ddr.clip_description, 'DDR degradations': ', '.join(ddr.degradation_names),
+                         'DDR precision': ddr.precision, 'device': str(ddr.device)})
+    settings['NIQE'] = 'basicsr.metrics.calculate_niqe (Y channel, crop_border 0)'
+    rows, failures = [], []
+    for name, root in datasets:
+        options, short_side = dataset_options(name, koniq_resolution, koniq_score, live_dmos, spaq_short_side)
+        dataset = load_dataset(name, root, **options)
+        caches = {}
+        for metric in metrics:
+            key = metric_settings(name, metric, options, short_side, ddr)
+            cache_path = os.path.join(output_dir, 'cache', f'{name}-{metric}-{settings_hash(key)}.jsonl')
+            cache = caches[metric] = ScoreCache(cache_path, key)
+            if metric == 'ddr':
+                failures += run_ddr(ddr, dataset, cache, short_side, batch_size, workers)
+            else:
+                failures += run_niqe(dataset, cache, short_side, niqe_workers)
+            rows.append(result_row(dataset, metric, cache, options, short_side))
+        write_text_atomically(os.path.join(output_dir, f'scores_{name}.csv'), format_scores_csv(dataset, caches))
+    return rows, failures, settings
