@@ -58,6 +58,7 @@ def finish(process: subprocess.Popen) -> Tuple[int, str, str]:
 # ---------------------------------------------------------------------------------------------------------------------
 # import order and the start-up file
 
+@pytest.mark.slow
 @needs_install
 def test_import_orders_in_fresh_interpreters(tmp_path):
     """basicsr alone or first: the plugin is registered. DDR_BASICSR_PLUGIN=0 switches the start-up file off;
@@ -128,6 +129,7 @@ def short_job(dataset_root: Path, clip_path: str, name: str, total_iter: int) ->
     return opt
 
 
+@pytest.mark.slow
 @needs_install
 def test_stock_module_resumes_on_cpu_and_tests(dataset_root, tiny_clip_path, tmp_path):
     work = tmp_path / 'work'
@@ -155,6 +157,7 @@ def test_stock_module_resumes_on_cpu_and_tests(dataset_root, tiny_clip_path, tmp
     assert '# psnr:' in read_logs(work / 'results' / 'stock_test')
 
 
+@pytest.mark.slow
 @needs_install
 def test_stock_script_in_a_checkout_keeps_the_checkout_as_root(dataset_root, tiny_clip_path, tmp_path):
     checkout = tmp_path / 'BasicSR'

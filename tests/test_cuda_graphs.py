@@ -7,9 +7,14 @@ from ddr_basicsr.cuda_graphs import GRAPH_REUSED_MESSAGE, GraphedFunction
 from ddr_basicsr.losses.ddr_loss import DDRLoss
 
 RESTORATION_SET = ['color', 'content', 'blur']
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
-                                reason='needs a CUDA GPU; CI and the 2-core dev machine have none, '
-                                       'so these run on the lent GPU machine (see README, Speed)')
+_skip_without_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
+                                        reason='needs a CUDA GPU; CI and the 2-core dev machine have none, '
+                                               'so these run on the lent GPU machine (see README, Speed)')
+
+
+def needs_cuda(test):
+    """Mark ``test`` as a GPU test (``-m gpu`` selects them) and skip it without CUDA."""
+    return pytest.mark.gpu(_skip_without_cuda(test))
 
 
 @pytest.fixture

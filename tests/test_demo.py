@@ -41,6 +41,7 @@ def test_missing_weights_fall_back_to_random_with_banner(tmp_path):
     assert 'RANDOM ViT-B-32 weights' in report and '| PSNR | 20.00 | 0.5000 | 1 |' in report
 
 
+@pytest.mark.slow
 def test_short_demo_run_writes_report_grid_and_curves(tmp_path, tiny_clip_path):
     report = demo.run_demo(tmp_path, iters=2, clip_weights=tiny_clip_path)
     text = report.read_text()

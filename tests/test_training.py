@@ -78,6 +78,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason='the gloo CPU path')
 def test_two_process_gloo_ddp(dataset_root, tiny_clip_path, tmp_path):
     opt = make_options(dataset_root, tiny_clip_path, name='ddp')
