@@ -7,6 +7,7 @@ from ddr_basicsr.prompts import BIQA_DEGRADATIONS
 
 if TYPE_CHECKING:
     from ddr_basicsr.data.preparation import CropSpec, SplitPlan
+    from ddr_basicsr.ddr import DDR
 
 #: ``DDR(precision=...)`` values (``ddr_basicsr.ddr.PRECISIONS``).
 PRECISION_CHOICES = ('fp32', 'bf16', 'fp16', 'auto')
@@ -75,3 +76,26 @@ def run_plans_from_args(plans: 'Iterable[SplitPlan]', args: argparse.Namespace) 
 
     return run_plans(plans, compress_level=args.compress_level, workers=args.workers, overwrite=args.overwrite,
                      dry_run=args.dry_run)
+
+
+class CommandLineError(Exception):
+    """A usage or model error of a command-line tool; the message names the command-line fix."""
+
+
+def ddr_from_arguments(args: argparse.Namespace, default_degradations: Sequence[str] = BIQA_DEGRADATIONS) -> 'DDR':
+    """DDR from the values of :func:`add_model_arguments` (the ``--prompts`` file is read here).
+
+    Raises :class:`CommandLineError` for weights that cannot be had (the message says ``--pretrained FILE``)
+    and for bad prompts or degradation names (prefixed with ``--prompts FILE`` when one was given).
+    """
+    from ddr_basicsr.clip_loading import ClipWeightsError
+    from ddr_basicsr.iqa.scoring import build_ddr, load_prompts
+    try:
+        prompts = load_prompts(args.prompts) if args.prompts else None
+        return build_ddr(args.model, args.pretrained, args.degradations, prompts, args.device, args.precision,
+                         default_degradations)
+    except ClipWeightsError as error:
+        raise CommandLineError(error.command_line_message()) from error
+    except (OSError, ValueError, RuntimeError) as error:
+        raise CommandLineError(f'--prompts {args.prompts}: {error}' if args.prompts else str(error)) from error
+

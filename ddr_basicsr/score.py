@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from ddr_basicsr.cli_options import add_model_arguments
+from ddr_basicsr.cli_options import CommandLineError, add_model_arguments, ddr_from_arguments
 
 __all__ = ['build_parser', 'main']
 
@@ -31,9 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def report_error(message: str) -> int:
-    """Print ``ddr-score: error: message`` on standard error; the exit status of a usage or model error."""
-    print(f'ddr-score: error: {message}', file=sys.stderr)
+def report_error(message: str, program: str = 'ddr-score') -> int:
+    """Print ``<program>: error: message`` on standard error; the exit status of a usage or model error."""
+    print(f'{program}: error: {message}', file=sys.stderr)
     return 2
 
 
@@ -43,23 +43,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.batch_size < 1 or args.workers < 0:
         parser.error('--batch-size must be >= 1 and --workers >= 0')
     from ddr_basicsr.atomic_files import write_text_atomically
-    from ddr_basicsr.clip_loading import ClipWeightsError
-    from ddr_basicsr.iqa.scoring import (
-        ImageScore,
-        build_ddr,
-        collect_inputs,
-        format_csv,
-        iter_quality_scores,
-        load_prompts,
-    )
+    from ddr_basicsr.iqa.scoring import ImageScore, collect_inputs, format_csv, iter_quality_scores
     rows = collect_inputs(args.inputs, args.recursive)
     try:
-        prompts = load_prompts(args.prompts) if args.prompts else None
-        ddr = build_ddr(args.model, args.pretrained, args.degradations, prompts, args.device, args.precision)
-    except ClipWeightsError as error:
-        return report_error(error.command_line_message())
-    except (OSError, ValueError, RuntimeError) as error:
-        return report_error(f'--prompts {args.prompts}: {error}' if args.prompts else str(error))
+        ddr = ddr_from_arguments(args)
+    except CommandLineError as error:
+        return report_error(str(error))
     results = [None] * len(rows)
     todo = [index for index, (_, problem) in enumerate(rows) if not problem]
     for index, (path, problem) in enumerate(rows):

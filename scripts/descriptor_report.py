@@ -16,7 +16,7 @@ import argparse
 import sys
 from typing import Dict, Optional, Sequence
 
-from ddr_basicsr.cli_options import add_model_arguments
+from ddr_basicsr.cli_options import CommandLineError, add_model_arguments, ddr_from_arguments
 from ddr_basicsr.data.iqa_datasets import LOADERS
 from ddr_basicsr.prompts import TABLE7_WORDS
 
@@ -52,11 +52,12 @@ def gather_images(args: argparse.Namespace) -> Dict[str, Optional[float]]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from ddr_basicsr.iqa.descriptor import descriptor_report  # torch, scipy, matplotlib: after parsing
-    from ddr_basicsr.iqa.scoring import build_ddr, load_prompts
     images = gather_images(args)
-    prompts = load_prompts(args.prompts) if args.prompts else None
-    ddr = build_ddr(args.model, args.pretrained, args.degradations, prompts, args.device, args.precision,
-                    default_degradations=tuple(TABLE7_WORDS))
+    try:
+        ddr = ddr_from_arguments(args, default_degradations=tuple(TABLE7_WORDS))
+    except CommandLineError as error:
+        print(f'descriptor_report.py: error: {error}', file=sys.stderr)
+        return 2
     markdown, failures = descriptor_report(ddr, images, args.output_dir, args.top_k,
                                            args.dataset or ', '.join(args.inputs), args.batch_size, args.workers)
     print(markdown)

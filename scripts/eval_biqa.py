@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Optional, Sequence, Tuple
 
-from ddr_basicsr.cli_options import add_model_arguments
+from ddr_basicsr.cli_options import CommandLineError, add_model_arguments, ddr_from_arguments
 from ddr_basicsr.data.iqa_datasets import KONIQ_RESOLUTIONS, KONIQ_SCORE_COLUMNS, LIVE_DMOS_CHOICES, LOADERS
 
 
@@ -49,17 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from ddr_basicsr.iqa.evaluation import evaluate, write_reports  # torch, scipy, basicsr: after parsing
-    from ddr_basicsr.iqa.scoring import build_ddr, load_prompts
-    prompts = load_prompts(args.prompts) if args.prompts else None
-
-    def ddr_factory():
-        return build_ddr(args.model, args.pretrained, args.degradations, prompts, args.device, args.precision)
-
     metrics = [metric.strip() for metric in args.metrics.split(',') if metric.strip()]
-    rows, failures, settings = evaluate(
-        args.dataset, args.output_dir, metrics, ddr_factory, batch_size=args.batch_size, workers=args.workers,
-        niqe_workers=args.niqe_workers, koniq_resolution=args.koniq_resolution, koniq_score=args.koniq_score,
-        spaq_short_side=args.spaq_short_side, live_dmos=args.live_dmos)
+    try:
+        rows, failures, settings = evaluate(
+            args.dataset, args.output_dir, metrics, lambda: ddr_from_arguments(args), batch_size=args.batch_size,
+            workers=args.workers, niqe_workers=args.niqe_workers, koniq_resolution=args.koniq_resolution,
+            koniq_score=args.koniq_score, spaq_short_side=args.spaq_short_side, live_dmos=args.live_dmos)
+    except CommandLineError as error:
+        print(f'eval_biqa.py: error: {error}', file=sys.stderr)
+        return 2
     print(write_reports(args.output_dir, rows, settings))
     for failure in failures:
         print(f'{failure.metric} failed on {failure.image}: {failure.error}', file=sys.stderr)

@@ -186,3 +186,17 @@ def test_biqa_benchmark_smoke(tiny_clip_path):
     assert float(lines[2].split()[2]) > 0 and float(lines[3].split()[2]) > 0
     assert lines[4].startswith('max |score - float32 one-at-a-time score| over 1 images')
     assert float(lines[4].split()[-1]) < 1e-5
+
+
+def test_cli_weight_errors_name_the_command_line_fix(image_folder, tmp_path, capsys):
+    status = main([str(image_folder), '--pretrained', str(tmp_path / 'absent.pt'), '--device', 'cpu'])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith('ddr-score: error: CLIP weights ')
+    assert 'pass its path: --pretrained /path/to/ViT-B-32.pt' in err and 'DDR(pretrained=' not in err
+
+
+def test_cli_prompt_errors_name_the_prompts_file(image_folder, tmp_path, tiny_clip_path, capsys):
+    prompts = tmp_path / 'prompts.yml'
+    prompts.write_text('haze: [hazy]\n')
+    status = main([str(image_folder), '--prompts', str(prompts), '--pretrained', tiny_clip_path, '--device', 'cpu'])
+    assert status == 2 and capsys.readouterr().err.startswith(f'ddr-score: error: --prompts {prompts}: ')
