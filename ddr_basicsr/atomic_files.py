@@ -5,6 +5,13 @@ from contextlib import contextmanager
 from typing import Iterator
 
 
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str) -> Iterator[str]:
     """Yield a temporary path in the folder of ``path`` with the same extension (image writers choose the
@@ -15,6 +22,7 @@ def atomic_path(path: str) -> Iterator[str]:
     stem, extension = os.path.splitext(os.path.basename(path))
     handle, temporary = tempfile.mkstemp(prefix=f'.{stem}.partial-', suffix=extension, dir=folder)
     os.close(handle)
+    os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp makes 0600; the file gets the mode open() would give
     try:
         yield temporary
         os.replace(temporary, path)

@@ -253,6 +253,8 @@ class DDR(nn.Module):
         ``images``: a (B, 3, H, W) tensor or a list of (3, H, W) / (1, 3, H, W) tensors of any sizes;
         images of equal size are encoded together, ``batch_size`` images per encoder call.
         """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f'batch_size must be a positive integer (images per encoder call), got {batch_size!r}')
         items = list(images.unbind(0)) if torch.is_tensor(images) and images.dim() == 4 else list(images)
         if not items:
             raise ValueError('quality got no images')

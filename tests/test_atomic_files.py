@@ -1,4 +1,6 @@
 """Files are written whole or not at all."""
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -22,3 +24,13 @@ def test_atomic_path_leaves_the_target_untouched_on_failure(tmp_path):
 def test_atomic_path_creates_the_folder(tmp_path):
     write_text_atomically(tmp_path / 'a' / 'b.md', 'x')
     assert (tmp_path / 'a' / 'b.md').read_text() == 'x'
+
+
+@pytest.mark.parametrize('umask, mode', [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomically_written_files_respect_the_umask(tmp_path, umask, mode):
+    saved = os.umask(umask)
+    try:
+        write_text_atomically(str(tmp_path / 'out.csv'), 'a,b\n')
+    finally:
+        os.umask(saved)
+    assert stat.S_IMODE(os.stat(tmp_path / 'out.csv').st_mode) == mode

@@ -237,3 +237,10 @@ def test_local_openai_state_dict_and_weight_errors(tiny_clip_path, tmp_path, mon
 def test_unknown_model_name(tiny_clip_path):
     with pytest.raises(ValueError, match="unknown open_clip model 'ViT-X'"):
         DDR(model='ViT-X', pretrained=tiny_clip_path, device='cpu')
+
+
+@pytest.mark.parametrize('batch_size', [0, -1, 2.5, True])
+def test_quality_refuses_a_batch_size_that_is_not_a_positive_integer(tiny_clip_path, batch_size):
+    ddr = DDR(pretrained=tiny_clip_path, device='cpu')
+    with pytest.raises(ValueError, match=rf'batch_size must be a positive integer .*got {batch_size!r}'):
+        ddr.quality([torch.rand(3, 32, 32)], batch_size=batch_size)
