@@ -30,6 +30,7 @@ def test_apply_installs_every_fix():
     assert options.init_dist is host_fixes.init_dist and dist_util.init_dist is host_fixes.init_dist
     assert basicsr_train.load_resume_state is host_fixes.load_resume_state
     assert BaseModel.model_to_device is host_fixes.model_to_device
+    assert BaseModel.load_network is host_fixes.load_network
 
 
 def test_safe_loader_keeps_order_and_floats(tmp_path):
@@ -202,3 +203,39 @@ def test_reset_root_logger_gives_each_run_its_own_file(tmp_path):
     second = (tmp_path / 'second.log').read_text()
     assert 'second run' in second and 'first run' not in second
     assert logging.getLogger('basicsr').handlers == []
+
+
+class _Payload:
+    """Unpickling it would create a file: what a hostile checkpoint does."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, 'w'))
+
+
+def _network_model(pretrained: str) -> dict:
+    return {'name': 'unit', 'model_type': 'RestorationModel', 'scale': 1, 'is_train': False, 'dist': False,
+            'num_gpu': 0, 'network_g': {'type': 'NAFNet', 'width': 8, 'enc_blk_nums': [1], 'middle_blk_num': 1,
+                                        'dec_blk_nums': [1]},
+            'path': {'pretrain_network_g': pretrained, 'param_key_g': 'params', 'strict_load_g': True}}
+
+
+def test_networks_load_with_weights_only_even_when_torch_is_told_otherwise(tmp_path, monkeypatch):
+    from basicsr.models import build_model
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    marker = tmp_path / 'code-ran'
+    hostile = tmp_path / 'net_g_hostile.pth'
+    torch.save({'params': _Payload(str(marker))}, hostile)
+    with pytest.raises(ValueError, match=r"net_g_hostile.pth' is not a plain state dict: it holds Python objects"):
+        build_model(_network_model(str(hostile)))
+    assert not marker.exists()
+    with pytest.raises(FileNotFoundError, match=r"network file '.*absent.pth' does not exist"):
+        build_model(_network_model(str(tmp_path / 'absent.pth')))
+    torch.manual_seed(0)
+    reference = build_model(_network_model(None)).net_g
+    plain = tmp_path / 'net_g_plain.pth'
+    torch.save({'params': {f'module.{key}': value for key, value in reference.state_dict().items()}}, plain)
+    loaded = build_model(_network_model(str(plain))).net_g
+    assert all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(), loaded.state_dict().values()))

@@ -11,6 +11,8 @@ Nothing is written to basicsr's files and applying twice is harmless. ``apply()`
   never land inside site-packages.
 * Resuming works without CUDA (states are mapped to the CPU), ``--auto_resume`` looks in the experiment's own
   ``training_states`` folder under the root path, and says where it looked when it finds nothing.
+* Networks are loaded with ``weights_only=True`` (``pretrain_network_g``, resumed ``net_g_<iter>.pth``), as
+  training states already are, so no checkpoint runs code when read, whatever torch's default.
 * Distributed init picks NCCL when CUDA is available and gloo otherwise, binds each process to the GPU of its
   ``LOCAL_RANK``, and uses the ``fork`` start method on CPU-only machines (BasicSR forces ``spawn``, which
   re-imports torch in every data-loader worker of every epoch); ``DistributedDataParallel`` gets
@@ -19,9 +21,11 @@ Nothing is written to basicsr's files and applying twice is harmless. ``apply()`
 import logging
 import multiprocessing
 import os
+import pickle
 import site
 import sys
 import sysconfig
+from collections import OrderedDict
 from os import path as osp
 from typing import Any, List, Optional, Tuple
 
@@ -31,7 +35,7 @@ import basicsr.train as basicsr_train
 import torch
 import torch.distributed as dist
 from basicsr.models.base_model import BaseModel
-from basicsr.utils import check_resume, dist_util, options
+from basicsr.utils import check_resume, dist_util, get_root_logger, options
 from basicsr.utils import logger as basicsr_logger
 from torch import nn
 from torch.nn.parallel import DataParallel, DistributedDataParallel
@@ -163,6 +167,37 @@ def load_resume_state(opt: dict) -> Optional[dict]:
     return resume_state
 
 
+def load_network(self: BaseModel, net: nn.Module, load_path: str, strict: bool = True,
+                 param_key: Optional[str] = 'params') -> None:
+    """Drop-in for ``BaseModel.load_network`` that reads the file with ``weights_only=True``.
+
+    BasicSR's own call leaves ``weights_only`` to torch's default, which torch < 2.6 (and
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``) sets to False, so a ``.pth`` could run code when unpickled. A
+    missing file or one that holds Python objects gives an error naming the file. Otherwise it behaves
+    as BasicSR: ``params`` stands in for a missing ``params_ema``, and a ``module.`` prefix is dropped.
+    """
+    if not osp.isfile(load_path):
+        raise FileNotFoundError(f"network file '{load_path}' does not exist (path.pretrain_network_g, or the "
+                                'net_g_<iter>.pth of the state being resumed)')
+    try:
+        checkpoint = torch.load(load_path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(f"'{load_path}' is not a plain state dict: it holds Python objects, which ddr-basicsr does "
+                         'not unpickle because that could run code. Re-save the weights with '
+                         f"torch.save({{'params': net.state_dict()}}, path). ({error})") from error
+    if param_key is not None:
+        if param_key not in checkpoint and 'params' in checkpoint:
+            param_key = 'params'
+            get_root_logger().info('Loading: params_ema does not exist, use params.')
+        checkpoint = checkpoint[param_key]
+    net = self.get_bare_model(net)
+    get_root_logger().info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
+    state_dict = OrderedDict((key[len('module.'):] if key.startswith('module.') else key, value)
+                             for key, value in checkpoint.items())
+    self._print_different_keys_loading(net, state_dict, strict)
+    net.load_state_dict(state_dict, strict=strict)
+
+
 def resolve_dist_backend(requested: str = 'nccl') -> str:
     """NCCL needs CUDA: fall back to gloo when CUDA is unavailable."""
     if requested == 'nccl' and not torch.cuda.is_available():
@@ -226,3 +261,4 @@ def apply() -> None:
     basicsr_test.parse_options = parse_options
     basicsr_train.load_resume_state = load_resume_state
     BaseModel.model_to_device = model_to_device
+    BaseModel.load_network = load_network
