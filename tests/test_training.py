@@ -119,6 +119,10 @@ def _break_gan_block(opt, _):
     opt['train']['gan_opt'] = {'type': 'GANLoss', 'gan_type': 'vanilla'}
 
 
+def _break_name(opt, _):
+    opt['name'] = '../../victim'
+
+
 def _break_num_gpu(opt, _):
     opt['num_gpu'] = 1
 
@@ -129,6 +133,7 @@ def _break_num_gpu(opt, _):
     (_break_dataset_folder, FileNotFoundError, r"datasets.train.dataroot_lq: '.*no_such_folder' does not exist"),
     (_break_unknown_loss, ValueError, r"unknown loss type 'DDRLos' in train.ddr_opt; registered losses: .*PSNRLoss"),
     (_break_gan_block, ValueError, r'train.gan_opt needs a discriminator'),
+    (_break_name, ValueError, r"name '../../victim' must be a plain folder name"),
     pytest.param(_break_num_gpu, ValueError, r'num_gpu is 1 but CUDA is not available',
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without CUDA')),
 ])

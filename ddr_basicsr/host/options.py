@@ -141,8 +141,17 @@ def check_dataset_paths(opt: dict) -> None:
             dataset_opt[key] = osp.abspath(value)
 
 
+def check_experiment_name(opt: dict) -> None:
+    """``name`` becomes a folder under experiments/ and results/: one plain folder name, no path."""
+    name = opt.get('name')
+    if not isinstance(name, str) or not name.strip() or name in ('.', '..') or any(sep in name for sep in '/\\'):
+        raise ValueError(f"name {name!r} must be a plain folder name (it becomes experiments/<name> and "
+                         "results/<name>): no '/', '\\', '.' or '..'")
+
+
 def check_options(opt: dict, is_train: bool) -> None:
     """All option checks; they run before any folder or file is created."""
+    check_experiment_name(opt)
     check_model_options(opt, is_train)
     check_device_options(opt)
     check_dataset_paths(opt)
