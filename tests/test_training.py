@@ -119,6 +119,22 @@ def _break_gan_block(opt, _):
     opt['train']['gan_opt'] = {'type': 'GANLoss', 'gan_type': 'vanilla'}
 
 
+def _break_block_name(opt, _):
+    opt['train']['ddr_opts'] = opt['train'].pop('ddr_opt')
+
+
+def _break_loss_key(opt, _):
+    opt['train']['pixel_opt']['loss_wieght'] = opt['train']['pixel_opt'].pop('loss_weight')
+
+
+def _break_network_key(opt, _):
+    opt['network_g']['widht'] = 8
+
+
+def _break_metric(opt, _):
+    opt['val']['metrics']['psnr']['type'] = 'calculate_psnrr'
+
+
 def _break_name(opt, _):
     opt['name'] = '../../victim'
 
@@ -134,6 +150,13 @@ def _break_num_gpu(opt, _):
     (_break_unknown_loss, ValueError, r"unknown loss type 'DDRLos' in train.ddr_opt; registered losses: .*PSNRLoss"),
     (_break_gan_block, ValueError, r'train.gan_opt needs a discriminator'),
     (_break_name, ValueError, r"name '../../victim' must be a plain folder name"),
+    (_break_block_name, ValueError, r"train.ddr_opts is not read by any model \(a loss block's key ends in '_opt', "
+                                    r"e.g. 'ddr_opt'\); it would be ignored"),
+    (_break_loss_key, ValueError, r"train.pixel_opt.loss_wieght: PSNRLoss has no option 'loss_wieght' \(did you mean "
+                                  r"'loss_weight'\?\); its options: loss_weight, reduction, toY"),
+    (_break_network_key, ValueError, r"network_g.widht: NAFNet has no option 'widht' \(did you mean 'width'\?\)"),
+    (_break_metric, ValueError, r"val.metrics.psnr: unknown metric type 'calculate_psnrr' \(did you mean "
+                                r"'calculate_psnr'\?\)"),
     pytest.param(_break_num_gpu, ValueError, r'num_gpu is 1 but CUDA is not available',
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without CUDA')),
 ])

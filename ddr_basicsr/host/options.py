@@ -1,15 +1,20 @@
 """Option files: a safe ordered YAML loader, and the checks every training or test route runs before
 anything is written.
 
-Checks (``check_options``): model and network types are registered; in training every loss block is one the
-model reads (``model_type: SRModel`` with a ``ddr_opt`` block is an error that says to use RestorationModel,
-never a silent no-op); dataset folders exist (relative ``dataroot_*`` paths become absolute against the current
-directory); ``num_gpu`` and ``prefetch_mode: cuda`` match the machine.
+Checks (``check_options``): the experiment name is a plain folder name; model, network, loss and validation
+metric types are registered, and every key of ``network_g`` and of each loss block is an argument of its class
+(``loss_wieght`` is an error with a close match); in training every loss block is one the model reads
+(``model_type: SRModel`` with a ``ddr_opt`` block is an error that says to use RestorationModel, never a silent
+no-op) and a ``train`` key that looks like a misspelt block or setting (``ddr_opts``) is an error; dataset folders
+exist (relative ``dataroot_*`` paths become absolute against the current directory); ``num_gpu`` and
+``prefetch_mode: cuda`` match the machine.
 """
+import difflib
+import inspect
 import os
 from collections import OrderedDict
 from os import path as osp
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Iterable, Mapping, Optional, Tuple
 
 import yaml
 
@@ -74,8 +79,60 @@ def parse_force_yml_value(value: str) -> Any:
         raise ValueError(f'--force_yml: cannot parse the value {value!r} as YAML: {error}') from error
 
 
+#: ``train`` keys read by BasicSR's models and RestorationModel besides the ``*_opt`` loss blocks.
+TRAIN_KEYS = ('ema_decay', 'optim_g', 'optim_d', 'scheduler', 'total_iter', 'warmup_iter', 'net_d_iters',
+              'net_d_init_iters', 'use_grad_clip', 'grad_clip_norm', 'mixed_precision', 'progressive')
+
+
 def _registered(registry, name: str) -> bool:
     return name in registry or f'{name}_basicsr' in registry
+
+
+def _lookup(registry, name: str) -> Any:
+    return registry.get(name if name in registry else f'{name}_basicsr')
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
+    return f" (did you mean '{close[0]}'?)" if close else ''
+
+
+def check_keyword_options(section: str, target: Callable, options: Mapping) -> None:
+    """Every key of ``options`` but ``type`` is a keyword argument of ``target`` (a class or function),
+    unless it takes ``**kwargs``; a ValueError names the key, a close match and the accepted keys."""
+    parameters = inspect.signature(target).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    accepted = [name for name in parameters if name != 'self']
+    for key in options:
+        if key != 'type' and key not in accepted:
+            raise ValueError(f"{section}.{key}: {getattr(target, '__name__', target)} has no option '{key}'"
+                             f"{_did_you_mean(key, accepted)}; its options: {', '.join(accepted)}")
+
+
+def check_train_keys(train_opt: Mapping) -> None:
+    """A ``train`` key that is neither a loss block (``*_opt``) nor a known setting, yet looks like one
+    (``ddr_opts``, ``pixel_op``, ``total_iters``), is a typo that would silently do nothing."""
+    for key in train_opt:
+        if key.endswith('_opt') or key in TRAIN_KEYS:
+            continue
+        blocks = [name for name in train_opt if name.endswith('_opt')]
+        guess = _did_you_mean(key, list(TRAIN_KEYS) + blocks)
+        if key.endswith(('_opts', '_op', '_options')) or guess:
+            suggestion = guess or f" (a loss block's key ends in '_opt', e.g. '{key.rsplit('_', 1)[0]}_opt')"
+            raise ValueError(f'train.{key} is not read by any model{suggestion}; it would be ignored')
+
+
+def check_validation_metrics(opt: Mapping) -> None:
+    """Every ``val.metrics.<name>.type`` is a registered metric (else it fails at the first validation)."""
+    from basicsr.utils.registry import METRIC_REGISTRY
+    for name, metric in ((opt.get('val') or {}).get('metrics') or {}).items():
+        metric_type = (metric or {}).get('type') if isinstance(metric, Mapping) else None
+        if not _registered(METRIC_REGISTRY, str(metric_type)):
+            registered = sorted(entry for entry, _ in METRIC_REGISTRY)
+            raise ValueError(f"val.metrics.{name}: unknown metric type '{metric_type}'"
+                             f"{_did_you_mean(str(metric_type), registered)}; registered metrics: "
+                             f"{', '.join(registered)}")
 
 
 def _stock_loss_keys(model_cls: type) -> Optional[Tuple[str, ...]]:
@@ -90,7 +147,7 @@ def _stock_loss_keys(model_cls: type) -> Optional[Tuple[str, ...]]:
 
 def check_model_options(opt: dict, is_train: bool) -> None:
     """Model and network types are registered; in training every loss block is one the model reads and builds."""
-    from basicsr.utils.registry import ARCH_REGISTRY, MODEL_REGISTRY
+    from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 
     from ddr_basicsr.models.restoration_model import RestorationModel, check_loss_block, loss_block_keys
     model_type, network_type = opt.get('model_type'), (opt.get('network_g') or {}).get('type')
@@ -100,22 +157,30 @@ def check_model_options(opt: dict, is_train: bool) -> None:
     if not _registered(ARCH_REGISTRY, str(network_type)):
         raise ValueError(f"unknown network_g.type '{network_type}'; registered networks: "
                          f"{', '.join(sorted(name for name, _ in ARCH_REGISTRY))}")
+    check_keyword_options('network_g', _lookup(ARCH_REGISTRY, str(network_type)), opt['network_g'])
     if not is_train:
         return
     train_opt = opt.get('train') or {}
-    model_cls = MODEL_REGISTRY.get(model_type if model_type in MODEL_REGISTRY else f'{model_type}_basicsr')
+    model_cls = _lookup(MODEL_REGISTRY, str(model_type))
     if issubclass(model_cls, RestorationModel):
+        check_train_keys(train_opt)
         for key in loss_block_keys(train_opt):
             check_loss_block(key, train_opt[key])
+            check_keyword_options(f'train.{key}', _lookup(LOSS_REGISTRY, train_opt[key]['type']), train_opt[key])
         return
     read_keys = _stock_loss_keys(model_cls)
     if read_keys is None:
         return
+    check_train_keys(train_opt)
     ignored = [key for key in loss_block_keys(train_opt) if key not in read_keys]
     if ignored:
         blocks = ', '.join(f'train.{key}' for key in ignored)
         raise ValueError(f"model_type {model_type} ignores the loss block(s) {blocks} "
                          f"(it reads only {', '.join(read_keys)}); set model_type: RestorationModel to train with them")
+    for key in loss_block_keys(train_opt):
+        block = train_opt[key]
+        if isinstance(block, Mapping) and _registered(LOSS_REGISTRY, str(block.get('type'))):
+            check_keyword_options(f'train.{key}', _lookup(LOSS_REGISTRY, str(block['type'])), block)
 
 
 def check_device_options(opt: dict) -> None:
@@ -153,6 +218,7 @@ def check_options(opt: dict, is_train: bool) -> None:
     """All option checks; they run before any folder or file is created."""
     check_experiment_name(opt)
     check_model_options(opt, is_train)
+    check_validation_metrics(opt)
     check_device_options(opt)
     check_dataset_paths(opt)
 
