@@ -11,7 +11,7 @@ the plugin's archs, losses, models and metrics, which register into BasicSR's re
 
 Modules: :mod:`.import_hook` (the hook), :mod:`.torchvision_alias` (basicsr 1.4.2 on torchvision >= 0.17),
 :mod:`.options` (safe YAML, option checks), :mod:`.fixes` (what BasicSR gets wrong, and ``apply``),
-:mod:`.pipelines` (``ddr-train`` / ``ddr-test``). Nothing here is imported before basicsr is.
+:mod:`.pipelines` (``ddr-train`` / ``ddr-test``). Only this module and :mod:`.import_hook` load before basicsr does.
 """
 import importlib
 import sys
