@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 import torch
 
-from ddr_basicsr.cli_options import add_model_arguments
+from ddr_basicsr.cli_options import add_model_arguments, ddr_from_arguments
 from ddr_basicsr.ddr import DDR
 from ddr_basicsr.image_io import decode_image, read_image, to_tensor
-from ddr_basicsr.iqa.scoring import build_ddr, iter_quality_scores, load_prompts, score_images
+from ddr_basicsr.iqa.scoring import iter_quality_scores, score_images
 
 #: NAFNet's GoPro layout (NAFNet-width64.yml without the width).
 NAFNET_GOPRO = {'type': 'NAFNet', 'enc_blk_nums': [1, 1, 1, 28], 'middle_blk_num': 1, 'dec_blk_nums': [1, 1, 1, 1]}
@@ -216,8 +216,7 @@ def time_on_device(ddr: DDR, paths: Sequence[str], batch_size: int) -> float:
 def seeded_ddr(args: argparse.Namespace, precision: str) -> DDR:
     """DDR from the model options; seeded so that ``--pretrained none`` gives the same random CLIP each time."""
     torch.manual_seed(0)
-    prompts = load_prompts(args.prompts) if args.prompts else None
-    return build_ddr(args.model, args.pretrained, args.degradations, prompts, args.device, precision)
+    return ddr_from_arguments(argparse.Namespace(**{**vars(args), 'precision': precision}))
 
 
 def reference_scores(args: argparse.Namespace, paths: Sequence[str]) -> List[float]:
