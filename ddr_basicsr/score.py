@@ -169,8 +169,9 @@ def score_through_shards(ddr, args: argparse.Namespace, launch, options: dict, s
         return 0
     rows, _, done = shards.load_plan(folder)
     others = shards.ShardProgress(folder, launch.world_size)
-    with tqdm(total=len(shards.pending_indices(rows, done)), unit='img', desc=f'DDR ({launch.world_size} processes)',
-              disable=args.no_progress, file=sys.stderr) as bar:
+    description = 'DDR' if launch.world_size == 1 else f'DDR ({launch.world_size} processes)'
+    with tqdm(total=len(shards.pending_indices(rows, done)), unit='img', desc=description, disable=args.no_progress,
+              file=sys.stderr) as bar:
         shards.score_shard(ddr, folder, launch, options, on_result=lambda: bar.update(1 + others.new_records()))
         others.wait(bar.update)
     results = shards.merge_shards(folder)

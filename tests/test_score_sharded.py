@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from ddr_basicsr.ddr import DDR
+from ddr_basicsr.cli_options import ddr_from_arguments
 from ddr_basicsr.iqa import scoring, shards
 from ddr_basicsr.iqa.scoring import collect_inputs, format_csv
-from ddr_basicsr.prompts import BIQA_DEGRADATIONS
 from ddr_basicsr.score import main
 from tiny_training import subprocess_env
 
@@ -23,6 +22,23 @@ from tiny_training import subprocess_env
 #: round differently for different batch sizes), so runs split differently give the same bytes.
 BATCH = ['--batch-size', '1', '--workers', '0', '--device', 'cpu', '--no-progress']
 SIZES = [(32, 32), (32, 40), (40, 32), (32, 32), (36, 32)]
+
+
+_BUILT_DDR = {}
+
+
+@pytest.fixture(scope='module', autouse=True)
+def ddr_built_once():
+    """``ddr-score`` builds each model configuration once for the module (loading CLIP dominates these tests)."""
+    def build(args):
+        key = (args.pretrained, args.adaptation, args.distance, args.device)
+        if key not in _BUILT_DDR:
+            _BUILT_DDR[key] = ddr_from_arguments(args)
+        return _BUILT_DDR[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr('ddr_basicsr.score.ddr_from_arguments', build)
+        yield
 
 
 @pytest.fixture(scope='module')
@@ -65,7 +81,7 @@ class Killed(BaseException):
 
 
 def test_two_shares_merge_to_the_one_process_csv(photos, tiny_clip_path, reference_csv, tmp_path):
-    ddr = DDR(pretrained=tiny_clip_path, degradations=BIQA_DEGRADATIONS, device='cpu')
+    ddr = next(iter(_BUILT_DDR.values()))  # the reference run's
     options = {'batch_size': 1, 'workers': 0}
     folder = shards.shards_folder(str(tmp_path / 'scores.csv'))
     rows = collect_inputs([str(photos)])
@@ -122,6 +138,7 @@ def test_files_from_lists_each_file_once_and_reports_missing_entries(photos, tin
 @pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason='the gloo CPU path')
 def test_torchrun_two_gloo_processes_write_the_one_process_csv(photos, tiny_clip_path, reference_csv, tmp_path):
+    """The one real multi-process run of this module (the kill and resume are checked in-process above)."""
     output = tmp_path / 'scores.csv'
     command = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
                '-m', 'ddr_basicsr.score', str(photos), '-o', str(output), '--pretrained', tiny_clip_path, *BATCH]
