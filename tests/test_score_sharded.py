@@ -146,3 +146,28 @@ def test_torchrun_two_gloo_processes_write_the_one_process_csv(photos, tiny_clip
     assert run.returncode == 0, run.stderr[-3000:]
     assert output.read_bytes() == reference_csv
     assert sorted(os.listdir(tmp_path)) == ['scores.csv', 'scores.csv.settings.json']
+
+
+def test_progress_counts_the_other_processes_records_across_the_rename(tmp_path):
+    progress = shards.ShardProgress(str(tmp_path), 3)
+    partial = tmp_path / shards.shard_name(shards.Launch(1, 3), partial=True)
+    partial.write_text('{"path": "a"}\n{"path": "b"}\n{"pa')
+    assert progress.new_records(force=True) == 2 and not progress.finished()
+    assert progress.new_records() == 0  # looked less than POLL_SECONDS ago
+    with open(partial, 'a') as stream:
+        stream.write('th": "c"}\n{"path": "d"}\n')
+    os.replace(partial, tmp_path / shards.shard_name(shards.Launch(1, 3)))
+    (tmp_path / shards.shard_name(shards.Launch(2, 3))).write_text('')
+    assert progress.new_records(force=True) == 2 and progress.finished()
+
+
+@pytest.mark.parametrize('environment, device, cuda, expected', [
+    ({}, None, True, (shards.Launch(0, 1, 0), None)),
+    ({'RANK': '5', 'WORLD_SIZE': '8', 'LOCAL_RANK': '1'}, None, True, (shards.Launch(5, 8, 1), 'cuda:1')),
+    ({'RANK': '5', 'WORLD_SIZE': '8', 'LOCAL_RANK': '1'}, 'cuda', True, (shards.Launch(5, 8, 1), 'cuda:1')),
+    ({'RANK': '1', 'WORLD_SIZE': '2', 'LOCAL_RANK': '1'}, None, False, (shards.Launch(1, 2, 1), 'cpu')),
+    ({'RANK': '1', 'WORLD_SIZE': '2', 'LOCAL_RANK': '1'}, 'cuda:0', True, (shards.Launch(1, 2, 1), 'cuda:0')),
+])
+def test_torchrun_environment_gives_rank_and_device(environment, device, cuda, expected):
+    launch = shards.launch_from_environment(environment)
+    assert (launch, shards.process_device(device, launch, cuda)) == expected
