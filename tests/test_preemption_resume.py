@@ -282,3 +282,17 @@ def test_a_run_that_cannot_start_does_not_archive_the_previous_one(breaker, mess
         train(tmp_path, opt)
     assert sorted(p.name for p in (tmp_path / 'experiments').iterdir()) == ['again']
     assert (previous / 'net_g_latest.pth').read_bytes() == b'weights of the previous run'
+
+
+def test_preflight_counts_lmdb_keys_against_meta_info(tmp_path):
+    from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+    root = write_synthetic_pairs(tmp_path, {'train': 2}, size=32)
+    for sub in ('gt', 'lq'):
+        make_lmdb_from_imgs(str(root / 'train' / sub), str(tmp_path / f'{sub}.lmdb'), ['000.png', '001.png'],
+                            ['000', '001'], multiprocessing_read=False)
+    with open(tmp_path / 'gt.lmdb' / 'meta_info.txt', 'a') as meta:
+        meta.write('002.png (32,32,3) 1\n')
+    train_opt = {**tiny_job_options(root, 'x', 4)['datasets']['train'], 'io_backend': {'type': 'lmdb'},
+                 'dataroot_gt': str(tmp_path / 'gt.lmdb'), 'dataroot_lq': str(tmp_path / 'lq.lmdb')}
+    with pytest.raises(DataCheckError, match=r'gt.lmdb: 2 images stored but meta_info.txt lists 3'):
+        check_data({'scale': 1, 'datasets': {'train': train_opt}})

@@ -99,8 +99,8 @@ def check_disk_dataset(label: str, entries: List[Dict[str, str]], scale: int, wo
     return problems
 
 
-def check_lmdb_dataset(label: str, dataset_opt: dict, dataset) -> List[str]:
-    """Problems of an lmdb dataset: key count against its meta_info.txt, and one sample that does not decode."""
+def check_lmdb_folders(dataset_opt: dict) -> List[str]:
+    """Problems of the lmdb folders of a dataset: missing meta_info.txt, key count differing from it."""
     import lmdb
     problems = []
     for key, value in dataset_opt.items():
@@ -116,12 +116,18 @@ def check_lmdb_dataset(label: str, dataset_opt: dict, dataset) -> List[str]:
             stored = env.stat()['entries']
         if stored != expected:
             problems.append(f'{value}: {stored} images stored but meta_info.txt lists {expected}')
-    if not problems and len(dataset):
-        try:
-            dataset[0]
-        except Exception as error:  # the decoders raise many types
-            problems.append(f'{label}: the first sample does not load ({type(error).__name__}: {error})')
     return problems
+
+
+def check_first_sample(label: str, dataset) -> List[str]:
+    """The first sample of ``dataset`` decodes (the lmdb sample check)."""
+    if not len(dataset):
+        return [f'{label}: the dataset is empty']
+    try:
+        dataset[0]
+    except Exception as error:  # the decoders raise many types
+        return [f'{label}: the first sample does not load ({type(error).__name__}: {error})']
+    return []
 
 
 def check_data(opt: dict, workers: int = 8) -> None:
@@ -132,14 +138,19 @@ def check_data(opt: dict, workers: int = 8) -> None:
         options = copy.deepcopy(dataset_opt)
         options.setdefault('phase', phase.split('_')[0])
         options.setdefault('scale', opt.get('scale', 1))
+        backend = (options.get('io_backend') or {}).get('type', 'disk')
+        if backend == 'lmdb':
+            lmdb_problems = check_lmdb_folders(options)
+            if lmdb_problems:
+                problems += lmdb_problems
+                continue
         try:
             dataset = DATASET_REGISTRY.get(options['type'])(options)
         except Exception as error:  # dataset constructors assert and raise many types on bad folders
             problems.append(f'{label}: the dataset cannot be built ({type(error).__name__}: {error})')
             continue
-        backend = (options.get('io_backend') or {}).get('type', 'disk')
         if backend == 'lmdb':
-            problems += check_lmdb_dataset(label, options, dataset)
+            problems += check_first_sample(label, dataset)
         elif backend == 'disk':
             entries = _entries(dataset)
             problems += check_disk_dataset(label, entries, int(options.get('scale', 1)), workers)
