@@ -193,13 +193,15 @@ TRAINING = TrainingProgress()
 def build_train_dataloader(stock_build_dataloader: Any, dataset: Dataset, dataset_opt: dict, num_gpu: int = 1,
                            dist: bool = False, sampler: Optional[ResumableSampler] = None,
                            seed: Optional[int] = None) -> torch.utils.data.DataLoader:
-    """BasicSR's ``build_dataloader`` for the training set, made resumable (see the module docstring)."""
+    """BasicSR's ``build_dataloader`` for the training set, made resumable (see the module docstring) when its
+    sampler is a :class:`ResumableSampler` (BasicSR's train pipeline; any other sampler is left as it is)."""
+    if not isinstance(sampler, ResumableSampler):
+        return stock_build_dataloader(dataset, dataset_opt, num_gpu=num_gpu, dist=dist, sampler=sampler, seed=seed)
     loader = stock_build_dataloader(SeededSamples(dataset, bool(dataset_opt.get('skip_unreadable', False))),
                                     dataset_opt, num_gpu=num_gpu, dist=dist, sampler=sampler, seed=seed)
     loader.generator = torch.Generator().manual_seed(int(seed or 0))
-    if isinstance(sampler, ResumableSampler):
-        sampler.seed = int(seed or 0)
-        sampler.batch_size = loader.batch_size
+    sampler.seed = int(seed or 0)
+    sampler.batch_size = loader.batch_size
     return loader
 
 
