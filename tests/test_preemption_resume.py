@@ -296,3 +296,18 @@ def test_preflight_counts_lmdb_keys_against_meta_info(tmp_path):
                  'dataroot_gt': str(tmp_path / 'gt.lmdb'), 'dataroot_lq': str(tmp_path / 'lq.lmdb')}
     with pytest.raises(DataCheckError, match=r'gt.lmdb: 2 images stored but meta_info.txt lists 3'):
         check_data({'scale': 1, 'datasets': {'train': train_opt}})
+
+
+def test_a_network_file_that_does_not_fit_network_g_names_the_file(tmp_path):
+    from basicsr.archs import build_network
+    small = build_network({'type': 'NAFNet', 'width': 4, 'enc_blk_nums': [1], 'middle_blk_num': 1,
+                           'dec_blk_nums': [1]})
+    wide = build_network({'type': 'NAFNet', 'width': 8, 'enc_blk_nums': [1], 'middle_blk_num': 1,
+                          'dec_blk_nums': [1]})
+    path = tmp_path / 'net_g_4.pth'
+    torch.save({'params': small.state_dict()}, path)
+    model = BaseModel.__new__(BaseModel)
+    model.opt = {'dist': False, 'num_gpu': 0}
+    with pytest.raises(ValueError, match=r"net_g_4.pth' does not fit the network built from the options \(NAFNet\): "
+                                         r'.*network_g must stay as it was'):
+        fixes.load_network(model, wide, str(path))
