@@ -13,7 +13,7 @@ import math
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from tqdm import tqdm
 
@@ -29,6 +29,7 @@ from ddr_basicsr.iqa.evaluation import (
     run_ddr,
     settings_hash,
 )
+from ddr_basicsr.iqa.evaluation import _record_outcomes as record_outcomes
 from ddr_basicsr.paper.folders import DEFAULT_ROOTS
 
 #: Records written to a cache per append (each append is flushed and fsynced).
@@ -60,25 +61,22 @@ def open_cache(output_dir: str, stem: str, what: str, settings: Mapping[str, obj
     return ScoreCache(os.path.join(output_dir, 'cache', f'{stem}-{what}-{settings_hash(settings)}.jsonl'), settings)
 
 
+def _outcomes(paths: Sequence[str], measure: Callable[[str], Dict[str, object]],
+              description: str) -> Iterator[Tuple[str, Dict[str, object], str]]:
+    """(path, fields, error) of each path, with a progress bar; ValueError and OSError become the error."""
+    for path in tqdm(paths, desc=description, unit='img', file=sys.stderr):
+        try:
+            yield path, measure(path), ''
+        except (ValueError, OSError) as error:
+            yield path, {}, f'{type(error).__name__}: {error}'
+
+
 def fill_cache(dataset: IQADataset, cache: ScoreCache, measure: Callable[[str], Dict[str, object]],
                description: str) -> List[Failure]:
     """Measure every image of ``dataset`` missing from ``cache`` (``measure(path)`` -> fields), with a progress bar;
     an image whose ``measure`` raises ValueError or OSError is reported, not cached."""
     missing = [path for path in dataset.paths if relative_name(dataset, path) not in cache.records]
-    failures, buffer = [], []
-    try:
-        for path in tqdm(missing, desc=description, unit='img', file=sys.stderr):
-            name = relative_name(dataset, path)
-            try:
-                buffer.append({'image': name, **measure(path)})
-            except (ValueError, OSError) as error:
-                failures.append(Failure(name, description, f'{type(error).__name__}: {error}'))
-            if len(buffer) >= FLUSH_EVERY:
-                cache.add(buffer)
-                buffer = []
-    finally:
-        cache.add(buffer)
-    return failures
+    return record_outcomes(dataset, cache, description, _outcomes(missing, measure, description), FLUSH_EVERY)
 
 
 def cached_values(dataset: IQADataset, cache: ScoreCache, key: Callable[[dict], object]) -> List[Optional[object]]:

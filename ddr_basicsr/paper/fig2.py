@@ -11,16 +11,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ddr_basicsr.iqa.evaluation import srcc
-from ddr_basicsr.paper.common import (
-    ModelChoice,
-    Report,
-    cached_values,
-    failure_notes,
-    open_dataset,
-    quality_sign,
-    save_figure,
-    score_ddr,
-)
+from ddr_basicsr.paper import common
 from ddr_basicsr.paper.numbers import FIGURE_CLAIMS
 from ddr_basicsr.paper.table1 import BLUR_SIGMAS, best_level, sweep_pixel_blur
 from ddr_basicsr.prompts import BIQA_DEGRADATIONS
@@ -39,22 +30,22 @@ def plot_distributions(distributions: Mapping[str, Sequence[float]], titles: Map
         axis.set_xlabel('DDR', fontsize=8)
     axes[0].set_ylabel('images', fontsize=8)
     figure.suptitle('Distribution of DDR on LIVE in the Wild (paper Fig. 2)', fontsize=9)
-    return save_figure(figure, path)
+    return common.save_figure(figure, path)
 
 
-def fig2(roots: Mapping[str, str], output_dir: str, model: ModelChoice,
-         sigmas: Sequence[float] = BLUR_SIGMAS) -> Report:
+def fig2(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
+         sigmas: Sequence[float] = BLUR_SIGMAS) -> common.Report:
     """Score LIVE in the Wild at every σ and with the text-driven DDR; write ``fig2.png`` / ``.md`` / ``.csv``."""
-    livec, short_side, choices = open_dataset('livec', roots)
+    livec, short_side, choices = common.open_dataset('livec', roots)
     values, failures = sweep_pixel_blur(livec, short_side, choices, output_dir, 'fig2', model, sigmas)
     adaptive = model.ddr(degradations=list(BIQA_DEGRADATIONS))
-    cache, failed = score_ddr(adaptive, livec, short_side, choices, output_dir, 'fig2', model)
+    cache, failed = common.score_ddr(adaptive, livec, short_side, choices, output_dir, 'fig2', model)
     failures += failed
-    sign = quality_sign(livec)
+    sign = common.quality_sign(livec)
     correlations = {sigma: sign * srcc(values[sigma], list(livec.scores)) for sigma in sigmas}
     levels = {'low': min(sigmas), 'optimal': best_level(correlations), 'high': max(sigmas)}
     distributions = {label: [value for value in values[sigma] if value is not None] for label, sigma in levels.items()}
-    adaptive_values = cached_values(livec, cache, lambda record: record['ddr'])
+    adaptive_values = common.cached_values(livec, cache, lambda record: record['ddr'])
     distributions['adaptive'] = [value for value in adaptive_values if value is not None]
     correlation = {**{label: correlations[sigma] for label, sigma in levels.items()},
                    'adaptive': sign * srcc(adaptive_values, list(livec.scores))}
@@ -73,7 +64,7 @@ def fig2(roots: Mapping[str, str], output_dir: str, model: ModelChoice,
         'CLIP': f'{model.model} ({model.pretrained})', 'precision': model.precision,
         'histogram': f'{HISTOGRAM_BINS} bins per panel, each panel on its own DDR axis',
     }
-    return Report('fig2', 'Fig. 2: distribution of DDR on LIVE in the Wild',
+    return common.Report('fig2', 'Fig. 2: distribution of DDR on LIVE in the Wild',
                   f'Paper (no values printed): {FIGURE_CLAIMS["fig2"]} Ours: the statistics of each distribution '
                   'and its SRCC with the MOS.', ['DDR', 'setting', 'mean', 'std', 'SRCC'], rows, protocol,
-                  failure_notes(failures), figures=[figure])
+                  common.failure_notes(failures), figures=[figure])

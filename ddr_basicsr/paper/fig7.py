@@ -14,17 +14,7 @@ import torch
 
 from ddr_basicsr.image_io import read_image
 from ddr_basicsr.iqa.evaluation import srcc
-from ddr_basicsr.paper.common import (
-    ModelChoice,
-    Report,
-    cached_values,
-    failure_notes,
-    fill_cache,
-    open_cache,
-    open_dataset,
-    save_figure,
-    score_ddr,
-)
+from ddr_basicsr.paper import common
 from ddr_basicsr.paper.numbers import FIGURE_CLAIMS
 from ddr_basicsr.prompts import TABLE7_WORDS
 
@@ -46,18 +36,19 @@ def plot_heatmaps(table: Mapping[str, Mapping[str, Mapping[str, float]]], path: 
             axis.text(column, row, f'{value:.2f}', ha='center', va='center', fontsize=6)
         axis.set_title(f'SRCC with the {statistic} of the features', fontsize=8)
     figure.colorbar(image, ax=axes, shrink=0.8)
-    return save_figure(figure, path)
+    return common.save_figure(figure, path)
 
 
-def fig7(roots: Mapping[str, str], output_dir: str, model: ModelChoice, dataset_name: str = 'livec',
-         vgg_weights: Optional[str] = None, vgg_pretrained: bool = True) -> Report:
+def fig7(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice, dataset_name: str = 'livec',
+         vgg_weights: Optional[str] = None, vgg_pretrained: bool = True) -> common.Report:
     """Measure DDR_d and the VGG statistics of ``dataset_name``; write ``fig7.png`` / ``.md`` / ``.csv``.
     ``vgg_pretrained=False`` gives random VGG weights (tests only)."""
     from ddr_basicsr.losses.vgg_features import VGG19Features
-    vgg = VGG19Features(list(VGG_LAYERS), pretrained=vgg_pretrained, weights_path=vgg_weights).to(model.device or 'cpu')
-    dataset, short_side, choices = open_dataset(dataset_name, roots)
+    vgg = VGG19Features(list(VGG_LAYERS), pretrained=vgg_pretrained, weights_path=vgg_weights)
+    vgg = vgg.to(model.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    dataset, short_side, choices = common.open_dataset(dataset_name, roots)
     ddr = model.ddr(degradations=list(TABLE7_WORDS))
-    ddr_cache, failures = score_ddr(ddr, dataset, short_side, choices, output_dir, 'fig7', model)
+    ddr_cache, failures = common.score_ddr(ddr, dataset, short_side, choices, output_dir, 'fig7', model)
     source = vgg_weights or ('torchvision ImageNet' if vgg_pretrained else 'random (tests only)')
 
     def statistics(path: str) -> dict:
@@ -67,14 +58,14 @@ def fig7(roots: Mapping[str, str], output_dir: str, model: ModelChoice, dataset_
                 for layer in VGG_LAYERS for statistic in STATISTICS}
 
     settings = {'dataset': dataset_name, 'loader': dict(choices), 'vgg': f'vgg19 {source}', 'layers': list(VGG_LAYERS)}
-    vgg_cache = open_cache(output_dir, 'fig7', f'{dataset_name}-vgg', settings)
-    failures += fill_cache(dataset, vgg_cache, statistics, f'VGG {dataset_name}')
+    vgg_cache = common.open_cache(output_dir, 'fig7', f'{dataset_name}-vgg', settings)
+    failures += common.fill_cache(dataset, vgg_cache, statistics, f'VGG {dataset_name}')
     table = {statistic: {} for statistic in STATISTICS}
     rows = []
     for name in TABLE7_WORDS:
-        responses = cached_values(dataset, ddr_cache, lambda record: record['responses'][name])
+        responses = common.cached_values(dataset, ddr_cache, lambda record: record['responses'][name])
         for statistic in STATISTICS:
-            table[statistic][name] = {layer: srcc(responses, cached_values(
+            table[statistic][name] = {layer: srcc(responses, common.cached_values(
                 dataset, vgg_cache, lambda record, key=f'{statistic}_{layer}': record[key])) for layer in VGG_LAYERS}
             rows.append([f'DDR_{name}', statistic] + [table[statistic][name][layer] for layer in VGG_LAYERS])
     figure = plot_heatmaps(table, os.path.join(output_dir, 'fig7.png'))
@@ -86,6 +77,6 @@ def fig7(roots: Mapping[str, str], output_dir: str, model: ModelChoice, dataset_
                'the image as loaded (no crop)',
         'statistics': 'mean and standard deviation over channels and positions of each activation',
     }
-    return Report('fig7', 'Fig. 7: SRCC between DDR_d and VGG feature statistics',
+    return common.Report('fig7', 'Fig. 7: SRCC between DDR_d and VGG feature statistics',
                   f'Paper (no values printed): {FIGURE_CLAIMS["fig7"]}', ['DDR', 'statistic', *VGG_LAYERS], rows,
-                  protocol, failure_notes(failures), digits=3, figures=[figure])
+                  protocol, common.failure_notes(failures), digits=3, figures=[figure])

@@ -130,7 +130,8 @@ class ICNet(nn.Module):
 
 
 def load_icnet(weights_path: Optional[str] = None, device: Optional[str] = None) -> ICNet:
-    """ICNet with the authors' weights from ``weights_path`` or :func:`default_icnet_path`, in eval mode.
+    """ICNet with the authors' weights from ``weights_path`` or :func:`default_icnet_path`, in eval mode, on
+    ``device`` (default: CUDA when available).
 
     Raises :class:`ICNetWeightsError` naming the file to download and where to put it.
     """
@@ -143,7 +144,7 @@ def load_icnet(weights_path: Optional[str] = None, device: Optional[str] = None)
     model = ICNet()
     model.load_state_dict({key[len('module.'):] if key.startswith('module.') else key: value
                            for key, value in state_dict.items()})
-    return model.eval().requires_grad_(False).to(device or 'cpu')
+    return model.eval().requires_grad_(False).to(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
 
 
 @torch.no_grad()

@@ -11,18 +11,7 @@ from typing import Mapping, Optional
 from ddr_basicsr.image_io import read_image
 from ddr_basicsr.iqa.descriptor import colorfulness
 from ddr_basicsr.iqa.evaluation import srcc
-from ddr_basicsr.paper.common import (
-    ModelChoice,
-    Report,
-    cached_values,
-    difference,
-    failure_notes,
-    fill_cache,
-    open_cache,
-    open_dataset,
-    quality_sign,
-    score_ddr,
-)
+from ddr_basicsr.paper import common
 from ddr_basicsr.paper.cpbd import cpbd
 from ddr_basicsr.paper.icnet import ICNet, complexity, default_icnet_path, load_icnet
 from ddr_basicsr.paper.numbers import PAPER_TABLE2
@@ -31,16 +20,16 @@ from ddr_basicsr.prompts import TABLE7_WORDS
 CHARACTERISTICS = ('complexity', 'colorfulness', 'sharpness', 'quality')
 
 
-def table2(roots: Mapping[str, str], output_dir: str, model: ModelChoice, icnet_weights: Optional[str] = None,
-           random_icnet_for_tests: Optional[ICNet] = None) -> Report:
+def table2(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice, icnet_weights: Optional[str] = None,
+           random_icnet_for_tests: Optional[ICNet] = None) -> common.Report:
     """Measure DDR_d and the characteristics of CSIQ's images and write ``table2.md`` / ``.csv``.
 
     ``random_icnet_for_tests``: a randomly initialised :class:`ICNet` used instead of the authors' weights (tests
     only: its complexity is meaningless)."""
     icnet = random_icnet_for_tests or load_icnet(icnet_weights, model.device)
-    csiq, short_side, choices = open_dataset('csiq', roots)
+    csiq, short_side, choices = common.open_dataset('csiq', roots)
     ddr = model.ddr(degradations=list(TABLE7_WORDS))
-    ddr_cache, failures = score_ddr(ddr, csiq, short_side, choices, output_dir, 'table2', model)
+    ddr_cache, failures = common.score_ddr(ddr, csiq, short_side, choices, output_dir, 'table2', model)
     icnet_source = ('random weights (tests only)' if random_icnet_for_tests
                     else str(icnet_weights or default_icnet_path()))
     settings = {'dataset': 'csiq', 'loader': dict(choices), 'icnet': icnet_source, 'cpbd': 'reference (Sobel)',
@@ -51,18 +40,18 @@ def table2(roots: Mapping[str, str], output_dir: str, model: ModelChoice, icnet_
         rgb = image.permute(1, 2, 0).numpy() * 255.0
         return {'complexity': complexity(icnet, image), 'colorfulness': colorfulness(rgb), 'sharpness': cpbd(rgb)}
 
-    attribute_cache = open_cache(output_dir, 'table2', 'csiq-characteristics', settings)
-    failures += fill_cache(csiq, attribute_cache, characteristics, 'characteristics csiq')
-    measured = {name: cached_values(csiq, attribute_cache, lambda record, name=name: record[name])
+    attribute_cache = common.open_cache(output_dir, 'table2', 'csiq-characteristics', settings)
+    failures += common.fill_cache(csiq, attribute_cache, characteristics, 'characteristics csiq')
+    measured = {name: common.cached_values(csiq, attribute_cache, lambda record, name=name: record[name])
                 for name in CHARACTERISTICS[:3]}
-    measured['quality'] = [quality_sign(csiq) * score for score in csiq.scores]
+    measured['quality'] = [common.quality_sign(csiq) * score for score in csiq.scores]
     rows = []
     for degradation in TABLE7_WORDS:
-        responses = cached_values(csiq, ddr_cache, lambda record: record['responses'][degradation])
+        responses = common.cached_values(csiq, ddr_cache, lambda record: record['responses'][degradation])
         row = [degradation]
         for name in CHARACTERISTICS:
             ours, paper = srcc(responses, measured[name]), PAPER_TABLE2[degradation][name]
-            row += [ours, paper, difference(ours, paper)]
+            row += [ours, paper, common.difference(ours, paper)]
         rows.append(row)
     header = ['Degradation'] + [f'{name.capitalize()} {part}' for name in CHARACTERISTICS
                                 for part in ('(ours)', '(paper)', '(diff)')]
@@ -76,9 +65,9 @@ def table2(roots: Mapping[str, str], output_dir: str, model: ModelChoice, icnet_
         'colorfulness': 'Hasler & Süsstrunk M on 0-255 RGB (ddr_basicsr.iqa.descriptor.colorfulness)',
         'sharpness': 'CPBD as the reference MATLAB code via its Python port: Sobel vertical edges with Octave\'s '
                      'threshold and thinning, Marziliano widths, 64-px blocks (ddr_basicsr.paper.cpbd)',
-        'quality': f'{csiq.score_label} x {quality_sign(csiq)} (higher = better)',
+        'quality': f'{csiq.score_label} x {common.quality_sign(csiq)} (higher = better)',
         'SRCC': 'Spearman over the images with both values',
     }
-    return Report('table2', 'Table 2: SRCC between DDR_d and image characteristics (CSIQ)',
+    return common.Report('table2', 'Table 2: SRCC between DDR_d and image characteristics (CSIQ)',
                   'SRCC of DDR per degradation type with each characteristic; ours, the paper\'s and the difference '
-                  '(ours - paper).', header, rows, protocol, failure_notes(failures), digits=3)
+                  '(ours - paper).', header, rows, protocol, common.failure_notes(failures), digits=3)

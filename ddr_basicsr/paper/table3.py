@@ -14,17 +14,7 @@ import torch
 
 from ddr_basicsr.image_io import read_image
 from ddr_basicsr.iqa.evaluation import srcc
-from ddr_basicsr.paper.common import (
-    ModelChoice,
-    Report,
-    cached_values,
-    difference,
-    failure_notes,
-    fill_cache,
-    open_cache,
-    open_dataset,
-    score_ddr,
-)
+from ddr_basicsr.paper import common
 from ddr_basicsr.paper.folders import DEFAULT_ROOTS
 from ddr_basicsr.paper.numbers import TABLE3, TABLE3_QUOTED
 from ddr_basicsr.prompts import BIQA_DEGRADATIONS
@@ -84,8 +74,9 @@ def available_datasets(roots: Mapping[str, str], names: Optional[Sequence[str]])
     return found
 
 
-def table3(roots: Mapping[str, str], output_dir: str, model: ModelChoice, datasets: Optional[Sequence[str]] = None,
-           baselines: Sequence[str] = tuple(PYIQA_BASELINES)) -> Report:
+def table3(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
+           datasets: Optional[Sequence[str]] = None,
+           baselines: Sequence[str] = tuple(PYIQA_BASELINES)) -> common.Report:
     """Score each dataset with DDR and the pyiqa ``baselines``; write ``table3.md`` / ``.csv``."""
     metrics = {name: pyiqa_metric(name, model.device) for name in baselines}
     ddr = model.ddr(degradations=list(BIQA_DEGRADATIONS))
@@ -93,22 +84,24 @@ def table3(roots: Mapping[str, str], output_dir: str, model: ModelChoice, datase
     names = available_datasets(roots, datasets)
     rows, failures, protocol = [], [], {}
     for name in names:
-        dataset, short_side, choices = open_dataset(name, roots)
+        dataset, short_side, choices = common.open_dataset(name, roots)
         protocol[name] = '; '.join(f'{key}={value}' for key, value in choices.items())
-        ddr_cache, failed = score_ddr(ddr, dataset, short_side, choices, output_dir, 'table3', model)
+        ddr_cache, failed = common.score_ddr(ddr, dataset, short_side, choices, output_dir, 'table3', model)
         failures += failed
-        scores = {'ddr': (cached_values(dataset, ddr_cache, lambda record: record['ddr']), False)}
+        scores = {'ddr': (common.cached_values(dataset, ddr_cache, lambda record: record['ddr']), False)}
         for baseline, metric in metrics.items():
             settings = {'dataset': name, 'loader': dict(choices), 'pyiqa': baseline}
-            cache = open_cache(output_dir, 'table3', f'{name}-{baseline}', settings)
-            failures += fill_cache(dataset, cache, baseline_measure(metric, short_side), f'{LABELS[baseline]} {name}')
-            scores[baseline] = (cached_values(dataset, cache, lambda record: record['score']), metric.lower_better)
+            cache = common.open_cache(output_dir, 'table3', f'{name}-{baseline}', settings)
+            measure = baseline_measure(metric, short_side)
+            failures += common.fill_cache(dataset, cache, measure, f'{LABELS[baseline]} {name}')
+            values = common.cached_values(dataset, cache, lambda record: record['score'])
+            scores[baseline] = (values, metric.lower_better)
         row = [name, len(dataset.items)]
         for method in computed:
             values, lower_better = scores[method]
             sign = 1 if (not lower_better) == dataset.higher_better else -1
             ours, paper = sign * srcc(values, list(dataset.scores)), TABLE3[name][method]
-            row += [ours, paper, difference(ours, paper)]
+            row += [ours, paper, common.difference(ours, paper)]
         rows.append(row + [TABLE3[name][method] for method in TABLE3_QUOTED])
     header = ['Dataset', 'Images'] + [f'{LABELS[method]} {part}' for method in computed
                                       for part in ('(ours)', '(paper)', '(diff)')]
@@ -125,7 +118,7 @@ def table3(roots: Mapping[str, str], output_dir: str, model: ModelChoice, datase
     }
     notes = [f'Datasets not found and skipped: {", ".join(sorted(set(TABLE3) - set(names)))}'] \
         if not datasets and set(TABLE3) - set(names) else []
-    return Report('table3', 'Table 3: opinion-unaware blind IQA (SRCC)',
+    return common.Report('table3', 'Table 3: opinion-unaware blind IQA (SRCC)',
                   'SRCC with the subjective scores; methods we run show ours, the paper\'s and the difference (ours - '
                   'paper); "(quoted)" columns are the paper\'s numbers, not run here.', header, rows, protocol,
-                  notes + failure_notes(failures))
+                  notes + common.failure_notes(failures))

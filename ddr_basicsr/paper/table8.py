@@ -9,21 +9,12 @@ from typing import Dict, Mapping, Optional, Sequence
 
 from ddr_basicsr.clip_loading import ClipWeightsError
 from ddr_basicsr.iqa.evaluation import srcc
-from ddr_basicsr.paper.common import (
-    ModelChoice,
-    Report,
-    cached_values,
-    difference,
-    failure_notes,
-    open_dataset,
-    quality_sign,
-    score_ddr,
-)
+from ddr_basicsr.paper import common
 from ddr_basicsr.paper.numbers import TABLE8, TABLE8_DATASETS
 
 
-def table8(roots: Mapping[str, str], output_dir: str, model: ModelChoice,
-           weights: Optional[Mapping[str, str]] = None, rows: Optional[Sequence[int]] = None) -> Report:
+def table8(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
+           weights: Optional[Mapping[str, str]] = None, rows: Optional[Sequence[int]] = None) -> common.Report:
     """Run the rows ``rows`` (1-based; default all 13) of Table 8 and write ``table8.md`` / ``.csv``.
 
     ``weights``: {backbone: local CLIP file}; other backbones use ``model.pretrained`` for ``model.model`` and the
@@ -34,7 +25,7 @@ def table8(roots: Mapping[str, str], output_dir: str, model: ModelChoice,
     bad = [row for row in selected if not 1 <= row <= len(TABLE8)]
     if bad:
         raise ValueError(f'Table 8 has rows 1-{len(TABLE8)}; got {bad}')
-    datasets = {name: open_dataset(name, roots) for name in TABLE8_DATASETS}
+    datasets = {name: common.open_dataset(name, roots) for name in TABLE8_DATASETS}
     table, failures, notes, used = [], [], [], {}
     for number in selected:
         degradations, backbone, adaptation, paper = TABLE8[number - 1]
@@ -51,11 +42,11 @@ def table8(roots: Mapping[str, str], output_dir: str, model: ModelChoice,
             continue
         cells = []
         for name, (dataset, short_side, choices) in datasets.items():
-            cache, failed = score_ddr(ddr, dataset, short_side, choices, output_dir, 'table8', model)
+            cache, failed = common.score_ddr(ddr, dataset, short_side, choices, output_dir, 'table8', model)
             failures += failed
-            ours = quality_sign(dataset) * srcc(cached_values(dataset, cache, lambda record: record['ddr']),
-                                                list(dataset.scores))
-            cells += [ours, paper[name], difference(ours, paper[name])]
+            values = common.cached_values(dataset, cache, lambda record: record['ddr'])
+            ours = common.quality_sign(dataset) * srcc(values, list(dataset.scores))
+            cells += [ours, paper[name], common.difference(ours, paper[name])]
         table.append(label + cells)
     header = ['Row', 'D', 'Backbone', 'Adaptation'] + [f'{name} {part}' for name in TABLE8_DATASETS
                                                        for part in ('(ours)', '(paper)', '(diff)')]
@@ -67,6 +58,6 @@ def table8(roots: Mapping[str, str], output_dir: str, model: ModelChoice,
         **{f'{name} loader': '; '.join(f'{key}={value}' for key, value in choices.items())
            for name, (_, _, choices) in datasets.items()},
     }
-    return Report('table8', 'Table 8: blind-IQA ablation (SRCC)',
+    return common.Report('table8', 'Table 8: blind-IQA ablation (SRCC)',
                   'Each row\'s SRCC on the four datasets: ours, the paper\'s and the difference (ours - paper).',
-                  header, table, protocol, notes + failure_notes(failures))
+                  header, table, protocol, notes + common.failure_notes(failures))
