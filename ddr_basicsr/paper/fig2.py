@@ -51,7 +51,9 @@ def fig2(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
                    'adaptive': sign * srcc(adaptive_values, list(livec.scores))}
     setting = {**{label: f'pixel-domain DDR_blur, σ = {sigma:g} px' for label, sigma in levels.items()},
                'adaptive': f'text-driven DDR, D = {{{", ".join(BIQA_DEGRADATIONS)}}}, adaptation on (Eq. 7)'}
-    titles = {label: f'{label}: {setting[label]}\nSRCC {correlation[label]:.3f}' for label in distributions}
+    short = {**{label: f'pixel blur, σ = {sigma:g} px' for label, sigma in levels.items()},
+             'adaptive': 'text-driven, Eq. 7'}
+    titles = {label: f'{label}: {short[label]}\nSRCC {correlation[label]:.3f}' for label in distributions}
     figure = plot_distributions(distributions, titles, os.path.join(output_dir, 'fig2.png'))
     rows = [[label, setting[label], float(np.mean(found)) if found else None, float(np.std(found)) if found else None,
              correlation[label]] for label, found in distributions.items()]
@@ -67,4 +69,4 @@ def fig2(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
     return common.Report('fig2', 'Fig. 2: distribution of DDR on LIVE in the Wild',
                   f'Paper (no values printed): {FIGURE_CLAIMS["fig2"]} Ours: the statistics of each distribution '
                   'and its SRCC with the MOS.', ['DDR', 'setting', 'mean', 'std', 'SRCC'], rows, protocol,
-                  common.failure_notes(failures), figures=[figure])
+                  common.failure_notes(failures), digits=6, figures=[figure])
