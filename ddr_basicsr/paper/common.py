@@ -30,6 +30,7 @@ from ddr_basicsr.iqa.evaluation import (
     settings_hash,
 )
 from ddr_basicsr.iqa.evaluation import _record_outcomes as record_outcomes
+from ddr_basicsr.iqa.scoring import ddr_settings as scoring_ddr_settings
 from ddr_basicsr.paper.folders import DEFAULT_ROOTS
 
 #: Records written to a cache per append (each append is flushed and fsynced).
@@ -174,14 +175,14 @@ class ModelChoice:
 
 
 def ddr_settings(ddr: DDR, dataset: str, choices: Mapping[str, object]) -> Dict[str, object]:
-    """Everything the per-image DDR of ``ddr`` on ``dataset`` depends on (the cache key)."""
-    settings = {'dataset': dataset, 'loader': dict(choices), 'clip': ddr.clip_description, 'domain': ddr.domain,
-                'precision': ddr.precision, 'distance': ddr.distance}
+    """Everything the per-image DDR of ``ddr`` on ``dataset`` depends on (the cache key): the loader choices and
+    ``scoring.ddr_settings`` for the text-driven DDR, the pixel-domain levels and noise seed for Eq. 2."""
+    settings: Dict[str, object] = {'dataset': dataset, 'loader': dict(choices), 'domain': ddr.domain}
     if ddr.domain == 'feature':
-        settings.update({'prompts': {name: list(pair) for name, pair in ddr.prompts.items()},
-                         'adaptation': ddr.adaptation})
+        settings.update(scoring_ddr_settings(ddr))
     else:
-        settings.update({'pixel_levels': dict(ddr.pixel_levels), 'seed': ddr.seed})
+        settings.update({'clip': ddr.clip_description, 'precision': ddr.precision, 'distance': ddr.distance,
+                         'pixel_levels': dict(ddr.pixel_levels), 'seed': ddr.seed})
     return settings
 
 
