@@ -161,6 +161,14 @@ def test_table3_ddr_with_quoted_baselines(roots, tiny_clip_path, tmp_path):
     assert 'baselines run: none' in (tmp_path / 'table3.md').read_text()
 
 
+def test_an_unreadable_image_is_reported_and_exits_1(tiny_clip_path, tmp_path, capsys):
+    WRITERS['livec'](str(tmp_path / 'livec'), (32, 40))
+    (tmp_path / 'livec' / 'Images' / '100.bmp').write_bytes(b'not an image')
+    assert cli.main(['table3', '--output-dir', str(tmp_path / 'out'), '--datasets', 'livec', '--baselines', 'none',
+                     '--root', f'livec={tmp_path / "livec"}', *_clip_args(tiny_clip_path)]) == 1
+    assert '- ddr failed on Images/100.bmp: ' in capsys.readouterr().out
+
+
 def test_table3_pyiqa_piqe_runs_and_niqe_offline_error(roots, tmp_path, tiny_clip_path, monkeypatch):
     pytest.importorskip('pyiqa', reason='pyiqa is an optional extra (pip install ddr-basicsr[iqa])')
     report = table3.table3(roots, str(tmp_path), _model(tiny_clip_path), ['csiq'], ['piqe'])

@@ -2,7 +2,8 @@
 
 Each writes ``<output-dir>/<stem>.md`` and ``.csv`` (+ ``.png`` for figures), prints the Markdown (ours beside
 the paper's numbers, the difference, the protocol) and resumes from ``<output-dir>/cache/`` when run again.
-Exit status: 0 done, 2 usage, missing data or weights (the message says where to put them).
+Exit status: 0 done, 1 done but some images could not be measured (listed in the report), 2 usage, missing data
+or weights (the message says where to put them).
 """
 import argparse
 import sys
@@ -146,4 +147,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'reproduce.py {args.command}: error: {error}', file=sys.stderr)
         return 2
     print(report.write(args.output_dir))
-    return 0
+    return 1 if report.failures else 0

@@ -105,7 +105,8 @@ class Report:
     """One table of results, written as Markdown and CSV.
 
     ``header`` and ``rows`` hold the table (ours, the paper's, the difference side by side); ``protocol`` every
-    choice that shaped the numbers; ``notes`` what the reader must know (quoted values, missing weights, ...).
+    choice that shaped the numbers; ``notes`` what the reader must know (quoted values, missing weights, ...);
+    ``failures`` the images that could not be measured (listed after the notes, the first five by name).
     """
     stem: str
     title: str
@@ -114,6 +115,7 @@ class Report:
     rows: List[Sequence[object]]
     protocol: Dict[str, object]
     notes: List[str] = field(default_factory=list)
+    failures: Sequence[Failure] = ()
     digits: int = 4
     figures: List[str] = field(default_factory=list)
 
@@ -121,8 +123,12 @@ class Report:
         lines = [f'# {self.title}', '', self.intro, '', '| ' + ' | '.join(self.header) + ' |',
                  '|' + '---|' * len(self.header)]
         lines += ['| ' + ' | '.join(cell(value, self.digits) for value in row) + ' |' for row in self.rows]
-        if self.notes:
-            lines += [''] + [f'- {note}' for note in self.notes]
+        notes = list(self.notes) + [f'{failure.metric} failed on {failure.image}: {failure.error}'
+                                    for failure in self.failures[:5]]
+        if len(self.failures) > 5:
+            notes.append(f'... and {len(self.failures) - 5} more images failed')
+        if notes:
+            lines += [''] + [f'- {note}' for note in notes]
         if self.figures:
             lines += [''] + [f'![{os.path.basename(path)}]({os.path.basename(path)})' for path in self.figures]
         lines += ['', '## Protocol', ''] + [f'- {key}: {value}' for key, value in self.protocol.items()]
@@ -148,14 +154,6 @@ def save_figure(figure, path: str) -> str:
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format='png', dpi=110)
     return path
-
-
-def failure_notes(failures: Sequence[Failure]) -> List[str]:
-    """Report lines for the images that could not be measured (first five, then a count)."""
-    notes = [f'{failure.metric} failed on {failure.image}: {failure.error}' for failure in failures[:5]]
-    if len(failures) > 5:
-        notes.append(f'... and {len(failures) - 5} more failures')
-    return notes
 
 
 @dataclass

@@ -69,4 +69,4 @@ def fig2(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
     return common.Report('fig2', 'Fig. 2: distribution of DDR on LIVE in the Wild',
                   f'Paper (no values printed): {FIGURE_CLAIMS["fig2"]} Ours: the statistics of each distribution '
                   'and its SRCC with the MOS.', ['DDR', 'setting', 'mean', 'std', 'SRCC'], rows, protocol,
-                  common.failure_notes(failures), digits=6, figures=[figure])
+                  failures=failures, digits=6, figures=[figure])

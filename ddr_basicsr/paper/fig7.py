@@ -79,4 +79,4 @@ def fig7(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice, d
     }
     return common.Report('fig7', 'Fig. 7: SRCC between DDR_d and VGG feature statistics',
                   f'Paper (no values printed): {FIGURE_CLAIMS["fig7"]}', ['DDR', 'statistic', *VGG_LAYERS], rows,
-                  protocol, common.failure_notes(failures), digits=3, figures=[figure])
+                  protocol, failures=failures, digits=3, figures=[figure])

@@ -63,4 +63,4 @@ def table1(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
     return common.Report('table1', 'Table 1: pixel-domain DDR_blur on LIVE blur (SRCC)',
                   'SRCC with the subjective scores of the Gaussian-blur images of LIVE; the paper\'s value beside '
                   'ours, difference = ours - paper.', ['Method', 'SRCC (ours)', 'SRCC (paper)', 'Difference'],
-                  rows, protocol, common.failure_notes(failures))
+                  rows, protocol, failures=failures)

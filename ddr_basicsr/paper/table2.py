@@ -70,4 +70,4 @@ def table2(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
     }
     return common.Report('table2', 'Table 2: SRCC between DDR_d and image characteristics (CSIQ)',
                   'SRCC of DDR per degradation type with each characteristic; ours, the paper\'s and the difference '
-                  '(ours - paper).', header, rows, protocol, common.failure_notes(failures), digits=3)
+                  '(ours - paper).', header, rows, protocol, failures=failures, digits=3)

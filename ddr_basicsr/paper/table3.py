@@ -121,4 +121,4 @@ def table3(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
     return common.Report('table3', 'Table 3: opinion-unaware blind IQA (SRCC)',
                   'SRCC with the subjective scores; methods we run show ours, the paper\'s and the difference (ours - '
                   'paper); "(quoted)" columns are the paper\'s numbers, not run here.', header, rows, protocol,
-                  notes + common.failure_notes(failures))
+                  notes, failures=failures)

@@ -60,4 +60,4 @@ def table8(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
     }
     return common.Report('table8', 'Table 8: blind-IQA ablation (SRCC)',
                   'Each row\'s SRCC on the four datasets: ours, the paper\'s and the difference (ours - paper).',
-                  header, table, protocol, notes + common.failure_notes(failures))
+                  header, table, protocol, notes, failures=failures)
