@@ -13,8 +13,10 @@ from typing import Dict, List, NamedTuple
 import pytest
 import torch
 
+from ddr_basicsr.benchmarking import measure_training, training_table
 from ddr_basicsr.host.options import check_train_keys
 from ddr_basicsr.models.restoration_model import RestorationModel
+from test_cuda_graphs import needs_cuda
 from tiny_training import TINY_NAFNET
 
 PLAIN = {'non_blocking_copy': False, 'deferred_loss_log': False}
@@ -114,9 +116,9 @@ def test_bf16_autocast_trains_close_to_fp32(plain):
 
 @pytest.mark.slow
 def test_compiled_training_forward_trains_as_the_plain_path_and_saves_plain_keys(plain):
-    """Dynamo's eager backend (Inductor takes about 5 minutes on a 2-core CPU; this takes 5-15 s, hence ``slow``):
-    the compiled callable is used for training while validation, EMA and checkpoints keep the uncompiled network
-    and its parameter names."""
+    """Dynamo's eager backend (Inductor takes about 5 minutes on a 2-core CPU; this takes 7-15 s on 2 busy cores,
+    hence ``slow``): the compiled callable is used for training while validation, EMA and checkpoints keep the
+    uncompiled network and its parameter names."""
     torch._dynamo.reset()
     model = new_model(**PLAIN, compile={'backend': 'eager'})
     assert isinstance(model.train_network, torch._dynamo.eval_frame.OptimizedModule)
@@ -140,6 +142,27 @@ def test_deferred_loss_log_reads_losses_only_when_asked(plain, monkeypatch):
     assert isinstance(model.get_current_log(), OrderedDict) and reads == [1]
 
 
+@needs_cuda
+def test_training_steps_queue_on_the_gpu_without_a_host_synchronisation():
+    """Defaults and a pinned batch (PSNRLoss only: DDR checks its input for NaN, which synchronises): CUDA's sync
+    debug mode raises on any synchronising call; reading the log is the one synchronisation."""
+    model = RestorationModel({**model_options(), 'num_gpu': 1})
+    batch = {key: value.pin_memory() for key, value in tiny_batch().items()}
+    for iteration in (1, 2):  # optimizer state and cuDNN set-up
+        model.feed_data(batch)
+        model.optimize_parameters(iteration)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode('error')
+    try:
+        for iteration in (3, 4):
+            model.feed_data(batch)
+            model.optimize_parameters(iteration)
+        with pytest.raises(RuntimeError, match='synchroniz'):
+            model.get_current_log()
+    finally:
+        torch.cuda.set_sync_debug_mode('default')
+
+
 @pytest.mark.parametrize('train, message', [
     ({'channels_last': 'yes'}, r"train.channels_last must be true or false, got 'yes'"),
     ({'compile': 'fast'}, r'train.compile must be true, false or a mapping of torch.compile arguments'),
@@ -154,3 +177,12 @@ def test_option_checks_know_the_speed_options():
     check_train_keys({'channels_last': True, 'compile': True, 'non_blocking_copy': True, 'deferred_loss_log': True})
     with pytest.raises(ValueError, match=r"train.channel_last is not read by any model \(did you mean 'channels_last'"):
         check_train_keys({'channel_last': True})
+
+
+def test_benchmark_times_the_stock_step_and_ours_and_gives_ratios_against_stock():
+    measurements = [measure_training(torch.device('cpu'), 'nafnet', variant, None, iters=1, warmup=1, tiny=True)
+                    for variant in ('stock', 'defaults')]
+    rows = training_table(measurements)
+    assert rows[2].startswith('| nafnet | without DDR | stock | ') and '| 1.00 | n/a | n/a |' in rows[2]
+    ratio = measurements[1].steps_per_s / measurements[0].steps_per_s
+    assert rows[3].startswith('| nafnet | without DDR | defaults | ') and f'| {ratio:.2f} |' in rows[3]
