@@ -145,7 +145,7 @@ class ProgressiveSchedule:
         stage = self.stage(current_iter)
         batch, lq_size = self.mini_batch_sizes[stage], self.gt_sizes[stage] // self.scale
         if batch < lq.size(0):
-            keep = torch.randperm(lq.size(0))[:batch].to(lq.device)
+            keep = torch.randperm(lq.size(0))[:batch].to(lq.device, non_blocking=True)  # no stream synchronisation
             lq, gt = lq[keep], gt[keep]
         height, width = lq.shape[-2:]
         if lq_size > height or lq_size > width:
