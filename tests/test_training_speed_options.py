@@ -7,6 +7,7 @@ torch.compile) within 1e-6 (losses relative, gradients relative to the largest g
 1e-7 is seen); bf16 autocast within 1e-2 (losses) and 5e-2 (gradients), weights not compared (the first AdamW steps
 are about lr * sign(gradient), which flips for tiny gradients).
 """
+import warnings
 from collections import OrderedDict
 from typing import Dict, List, NamedTuple
 
@@ -114,11 +115,10 @@ def test_bf16_autocast_trains_close_to_fp32(plain):
     assert found['loss'] <= 1e-2 and found['gradient'] <= 5e-2, found
 
 
-@pytest.mark.slow
 def test_compiled_training_forward_trains_as_the_plain_path_and_saves_plain_keys(plain):
-    """Dynamo's eager backend (Inductor takes about 5 minutes on a 2-core CPU; this takes 7-15 s on 2 busy cores,
-    hence ``slow``): the compiled callable is used for training while validation, EMA and checkpoints keep the
-    uncompiled network and its parameter names."""
+    """Dynamo's eager backend (Inductor takes about 5 minutes on a 2-core CPU; this takes about 4 s): the compiled
+    callable is used for training while validation, EMA and checkpoints keep the uncompiled network and its
+    parameter names."""
     torch._dynamo.reset()
     model = new_model(**PLAIN, compile={'backend': 'eager'})
     assert isinstance(model.train_network, torch._dynamo.eval_frame.OptimizedModule)
@@ -143,24 +143,29 @@ def test_deferred_loss_log_reads_losses_only_when_asked(plain, monkeypatch):
 
 
 @needs_cuda
-def test_training_steps_queue_on_the_gpu_without_a_host_synchronisation():
+def test_training_steps_synchronise_only_for_the_non_finite_check():
     """Defaults and a pinned batch (PSNRLoss only: DDR checks its input for NaN, which synchronises): CUDA's sync
-    debug mode raises on any synchronising call; reading the log is the one synchronisation."""
+    debug mode warns on each synchronising call. A step makes at most one, the check that ``l_total`` is finite;
+    reading the log makes the losses' own."""
     model = RestorationModel({**model_options(), 'num_gpu': 1})
     batch = {key: value.pin_memory() for key, value in tiny_batch().items()}
     for iteration in (1, 2):  # optimizer state and cuDNN set-up
         model.feed_data(batch)
         model.optimize_parameters(iteration)
     torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode('error')
-    try:
-        for iteration in (3, 4):
-            model.feed_data(batch)
-            model.optimize_parameters(iteration)
-        with pytest.raises(RuntimeError, match='synchroniz'):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        torch.cuda.set_sync_debug_mode('warn')
+        try:
+            for iteration in (3, 4):
+                model.feed_data(batch)
+                model.optimize_parameters(iteration)
+            in_steps = sum('synchroniz' in str(warning.message) for warning in caught)
             model.get_current_log()
-    finally:
-        torch.cuda.set_sync_debug_mode('default')
+            in_log = sum('synchroniz' in str(warning.message) for warning in caught) - in_steps
+        finally:
+            torch.cuda.set_sync_debug_mode('default')
+    assert in_steps <= 2 and in_log >= 1, (in_steps, in_log)
 
 
 @pytest.mark.parametrize('train, message', [

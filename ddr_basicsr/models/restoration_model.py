@@ -12,6 +12,10 @@ Added for the official NAFNet / Restormer recipes: any ``torch.optim`` optimizer
 (``mixed_precision: bf16``), Restormer's progressive patch/batch schedule (``progressive``) and
 reflect-padding of validation inputs to a multiple of ``val.window_size`` (or ``network_g.window_size``).
 
+A NaN/Inf loss term or network output stops training before the update with the iteration and the term
+(:class:`NonFiniteLossError`); ``train.max_nonfinite_skips: N`` skips up to N such steps instead, counted in
+the log as ``nonfinite_skips``.
+
 Speed options of ``train`` (on by default where they cannot change a number, off where they change rounding):
 
 - ``non_blocking_copy: true``: ``feed_data`` copies batches to the GPU with ``non_blocking=True``; with
@@ -21,6 +25,7 @@ Speed options of ``train`` (on by default where they cannot change a number, off
 - ``deferred_loss_log: true``: the step keeps its loss tensors; they are averaged over processes and read on the
   host (one synchronisation) only when ``log_dict`` / ``get_current_log()`` is read, which BasicSR's training loop
   does every ``logger.print_freq`` iterations on every process. The values are those of the last step, as before.
+  The non-finite check above still reads ``l_total`` once a step.
 - ``channels_last: false``: the restoration network's weights and inputs in channels-last memory format.
 - ``compile: false``: the training forward of the restoration network through ``torch.compile`` (``true``, or a
   mapping of ``torch.compile`` arguments such as ``{mode: max-autotune}``); validation, EMA and checkpoints use
@@ -112,6 +117,10 @@ def check_numeric_options(section: str, values: dict) -> None:
                 continue
             raise TypeError(f"{section}.{name} is the string {value!r}: YAML 1.1 reads '1e-3' as text; "
                             f'write !!float {value} or a mantissa with a dot (1.0e-3)')
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term (or the network output) became NaN/Inf; raised before the update, so no weight is changed."""
 
 
 class ProgressiveSchedule:
@@ -212,6 +221,8 @@ class RestorationModel(SRModel):
         self.grad_clip_norm = float(train_opt.get('grad_clip_norm', 0.01))
         self.autocast_dtype = self._parse_mixed_precision(train_opt.get('mixed_precision'))
         self.progressive = ProgressiveSchedule.from_options(self.opt)
+        self.max_nonfinite_skips = int(train_opt.get('max_nonfinite_skips', 0))
+        self.nonfinite_skips = 0
         self.non_blocking_copy = speed_switch(train_opt, 'non_blocking_copy')
         self.deferred_loss_log = speed_switch(train_opt, 'deferred_loss_log')
         self.channels_last = speed_switch(train_opt, 'channels_last')
@@ -263,7 +274,8 @@ class RestorationModel(SRModel):
         distributed training every process must read them (BasicSR's loop does, at ``logger.print_freq``).
         """
         if self._unread_losses is not None:
-            self._log_values = self.reduce_loss_dict(self._unread_losses)
+            self._log_values = OrderedDict([*self.reduce_loss_dict(self._unread_losses).items(),
+                                            *self._log_counters.items()])
             self._unread_losses = None
         return self._log_values
 
@@ -273,11 +285,13 @@ class RestorationModel(SRModel):
         self._log_values = values
 
     def _record_losses(self, loss_dict: 'OrderedDict[str, Tensor]') -> None:
-        """Keep the step's losses for ``log_dict``: as tensors (``deferred_loss_log``) or read now."""
+        """Keep the step's losses for ``log_dict``: as tensors (``deferred_loss_log``) or read now; plus the count
+        of skipped non-finite steps when ``max_nonfinite_skips`` is set."""
+        self._log_counters = OrderedDict(nonfinite_skips=self.nonfinite_skips) if self.max_nonfinite_skips else {}
         if self.deferred_loss_log:
             self._unread_losses = OrderedDict((name, value.detach()) for name, value in loss_dict.items())
         else:
-            self.log_dict = self.reduce_loss_dict(loss_dict)
+            self.log_dict = OrderedDict([*self.reduce_loss_dict(loss_dict).items(), *self._log_counters.items()])
 
     def get_optimizer(self, optim_type: str, params, lr: float, **kwargs) -> torch.optim.Optimizer:
         """Any ``torch.optim`` optimizer by class name (AdamW, Adam, SGD, ...)."""
@@ -341,7 +355,19 @@ class RestorationModel(SRModel):
         with self._autocast():
             output = self.train_network(self.lq)
         self.output = output.float()
-        loss_dict = self.compute_losses(self.output, gt)
+        try:
+            loss_dict = self.compute_losses(self.output, gt)
+        except ValueError as error:  # a loss that checks its input (DDRLoss) refuses a non-finite output
+            if bool(torch.isfinite(self.output).all()):
+                raise
+            self._on_nonfinite(current_iter, f'the network output holds NaN/Inf ({error})')
+            return
+        if not bool(torch.isfinite(loss_dict['l_total'])):
+            values = ', '.join(f'{name} = {float(value.detach()):.4g}' for name, value in loss_dict.items())
+            culprits = [name for name, value in loss_dict.items() if name != 'l_total' and not torch.isfinite(value)]
+            self._on_nonfinite(current_iter, f"the loss term {', '.join(culprits) or 'l_total'} is not finite "
+                                             f'({values})')
+            return
         loss_dict['l_total'].backward()
         if self.use_grad_clip:
             torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), self.grad_clip_norm)
@@ -349,6 +375,20 @@ class RestorationModel(SRModel):
         self._record_losses(loss_dict)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
+
+    def _on_nonfinite(self, current_iter: int, what: str) -> None:
+        """Skip this step (``train.max_nonfinite_skips`` not used up) or stop with :class:`NonFiniteLossError`."""
+        self.optimizer_g.zero_grad()
+        if self.nonfinite_skips < self.max_nonfinite_skips:
+            self.nonfinite_skips += 1
+            get_root_logger().warning(f'iter {current_iter}: {what}; step skipped ({self.nonfinite_skips} of at most '
+                                      f'train.max_nonfinite_skips = {self.max_nonfinite_skips})')
+            return
+        raise NonFiniteLossError(
+            f'iteration {current_iter}: {what}. Training stopped before the update: no checkpoint holds non-finite '
+            'weights and the newest saved one stays the one --auto_resume uses. Lower train.optim_g.lr, set '
+            'use_grad_clip: true, or set train.max_nonfinite_skips: N to skip up to N such steps'
+            f'{f" (all {self.max_nonfinite_skips} skips are used up)" if self.max_nonfinite_skips else ""}.')
 
     def test(self) -> None:
         """Inference in fp32 with the EMA network when there is one, padded as ``forward_padded`` says."""
