@@ -69,6 +69,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     device = torch.device(args.device)
+    torch.backends.cudnn.benchmark = True  # as BasicSR's train_pipeline sets it
     ddr_opt = ddr_loss_block(args.clip_model, parse_pretrained(args.clip_pretrained))
     header = (f'{device_description(device)}, torch {torch.__version__}; {args.warmup} warm-up + {args.iters} timed '
               f'steps per variant; compile backend {args.compile_backend}{"; tiny networks, 32x32" * args.tiny}')

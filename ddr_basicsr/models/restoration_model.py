@@ -255,7 +255,10 @@ class RestorationModel(SRModel):
         return AUTOCAST_DTYPES[value]
 
     def feed_data(self, data: dict) -> None:
-        """As SRModel's, with the copies of ``non_blocking_copy`` and the memory format of ``channels_last``."""
+        """As SRModel's, with the copies of ``non_blocking_copy`` and the memory format of ``channels_last``.
+
+        A pinned host batch may still be being read after this returns: change it in place only after the step
+        (BasicSR's loaders make a new batch each step)."""
         memory_format = torch.channels_last if self.channels_last else torch.preserve_format
         self.lq = self._to_device(data['lq'], memory_format)
         if 'gt' in data:
