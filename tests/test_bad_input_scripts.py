@@ -308,6 +308,31 @@ def cpbd_on_images_too_small_for_it(tmp_path, capsys, monkeypatch):
         descriptor.cpbd_sharpness(np.zeros((63, 64, 3)))
 
 
+# --------------------------------------------------------------------------- descriptor_report.py
+descriptor_script = load_script('descriptor_report')
+TINY_CLIP = Path(__file__).parent / 'data' / 'tiny_clip_vit_openai_fp16.pt'  # never the network, even on a regression
+
+
+@case
+def descriptor_report_mos_csv_without_the_column(tmp_path, capsys, monkeypatch):
+    write_image(str(tmp_path / 'imgs' / 'a.png'), 1, (64, 64))
+    (tmp_path / 'mos.csv').write_text('image,mos\na.png,3\n')
+    status = descriptor_script.main([str(tmp_path / 'imgs'), '--mos-csv', str(tmp_path / 'mos.csv'), '--mos-column',
+                                     'MOS', '--output-dir', str(tmp_path / 'out'), '--pretrained', str(TINY_CLIP)])
+    err = capsys.readouterr().err
+    assert status == 2 and f"descriptor_report.py: error: {tmp_path / 'mos.csv'}: no column ['MOS']" in err
+    assert '--mos-column' in err and not (tmp_path / 'out').exists()
+
+
+@case
+def descriptor_report_missing_input(tmp_path, capsys, monkeypatch):
+    status = descriptor_script.main([str(tmp_path / 'absent.png'), '--output-dir', str(tmp_path / 'out'),
+                                     '--pretrained', str(TINY_CLIP), '--device', 'cpu'])
+    err = capsys.readouterr().err
+    assert status == 2 and f"descriptor_report.py: error: {tmp_path / 'absent.png'}: no such image file" in err
+    assert not (tmp_path / 'out').exists()
+
+
 # --------------------------------------------------------------------------- dataset preparation
 prepare_gopro = load_script('prepare_gopro')
 

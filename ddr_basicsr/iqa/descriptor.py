@@ -175,8 +175,8 @@ def gather_quality(inputs: Sequence[str] = (), recursive: bool = False, dataset:
     overrides the quality of the images it names (matched by basename)."""
     images: Dict[str, Optional[float]] = dict(dataset_quality(*dataset)) if dataset else {}
     for path, problem in collect_inputs(inputs, recursive):
-        if problem:
-            raise FileNotFoundError(f'{path}: {problem}')
+        if problem or not os.path.isfile(path):
+            raise FileNotFoundError(f'{path}: {problem or "no such image file"}')
         images.setdefault(path, None)
     if mos_csv:
         quality = read_mos_csv(mos_csv, name_column, mos_column, mos_lower_better)
