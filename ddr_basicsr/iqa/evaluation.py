@@ -72,11 +72,12 @@ class ScoreCache:
 
     The first line holds the settings the scores depend on. A partially written last line (a run
     killed mid-write) is cut off when the file is opened, and a file left without its settings line is
-    started again. A record whose score is not finite (written by an older version) is ignored, so the
-    image is scored again; any other unreadable line is a :class:`CacheError` naming the file and line.
+    started again. With ``metric`` given, every record must hold a number under that key, and a record
+    whose score is not finite (written by an older version) is ignored, so the image is scored again.
+    Any other unreadable line is a :class:`CacheError` naming the file and line.
     """
 
-    def __init__(self, path: str, settings: Mapping[str, object], metric: str):
+    def __init__(self, path: str, settings: Mapping[str, object], metric: Optional[str] = None):
         self.path, self.metric = path, metric
         self.records: Dict[str, dict] = {}
         header = json.dumps({'settings': settings}, sort_keys=True)
@@ -114,11 +115,11 @@ class ScoreCache:
                     raise CacheError(f'{self.path} was written with other settings; delete it to start over')
                 continue
             if not (isinstance(record, dict) and isinstance(record.get('image'), str)
-                    and _is_number(record.get(self.metric))):
+                    and (self.metric is None or _is_number(record.get(self.metric)))):
+                score = f'"{self.metric}": <number>, ' if self.metric else ''
                 shown = line[:80].decode('utf-8', errors='replace')
-                raise self._corrupt(number, f'expected {{"image": <name>, "{self.metric}": <number>, ...}}, '
-                                            f'got {shown!r}')
-            if math.isfinite(record[self.metric]):
+                raise self._corrupt(number, f'expected {{"image": <name>, {score}...}}, got {shown!r}')
+            if self.metric is None or math.isfinite(record[self.metric]):
                 self.records[record['image']] = record
         return True
 
@@ -172,13 +173,15 @@ def _missing_paths(dataset: IQADataset, cache: ScoreCache) -> List[str]:
 def _record_outcomes(dataset: IQADataset, cache: ScoreCache, metric: str, outcomes: Iterable[Outcome],
                      flush_every: int) -> List[Failure]:
     """Add the scored ``outcomes`` to ``cache``, ``flush_every`` records per write (and what is left when
-    the loop ends, also on an exception or interruption); returns the failures, non-finite scores among them."""
+    the loop ends, also on an exception or interruption); returns the failures, a score under ``metric`` that is
+    not finite among them."""
     failures, buffer = [], []
     try:
         for path, fields, error in outcomes:
             name = relative_name(dataset, path)
-            if not error and not math.isfinite(fields[metric]):
-                error = f'the {metric.upper()} score is {fields[metric]} (not finite): left out of the correlations'
+            score = fields.get(metric) if fields else None
+            if not error and _is_number(score) and not math.isfinite(score):
+                error = f'the {metric.upper()} score is {score} (not finite): left out of the correlations'
             if error:
                 failures.append(Failure(name, metric, error))
                 continue
