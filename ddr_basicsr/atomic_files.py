@@ -1,8 +1,8 @@
 """Files written whole or not at all: write to a temporary file beside the target, then rename."""
 import os
 import tempfile
-from contextlib import contextmanager
-from typing import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Iterator, List, Sequence
 
 
 def current_umask() -> int:
@@ -30,6 +30,14 @@ def atomic_path(path: str) -> Iterator[str]:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+@contextmanager
+def atomic_paths(paths: Sequence[str]) -> Iterator[List[str]]:
+    """:func:`atomic_path` for several files that belong together: no target is replaced before every
+    temporary file is written (they are renamed one after the other when the block succeeds)."""
+    with ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(path)) for path in paths]
 
 
 def write_text_atomically(path: str, text: str) -> None:

@@ -6,7 +6,6 @@ Times are wall-clock milliseconds with the device synchronised before and after 
 """
 import argparse
 import functools
-import multiprocessing
 import os
 import tempfile
 import time
@@ -21,6 +20,7 @@ from ddr_basicsr.cli_options import add_model_arguments, ddr_from_arguments
 from ddr_basicsr.ddr import DDR
 from ddr_basicsr.image_io import decode_image, read_image, to_tensor
 from ddr_basicsr.iqa.scoring import iter_quality_scores, score_images
+from ddr_basicsr.worker_pools import worker_executor
 
 #: NAFNet's GoPro layout (NAFNet-width64.yml without the width).
 NAFNET_GOPRO = {'type': 'NAFNet', 'enc_blk_nums': [1, 1, 1, 28], 'middle_blk_num': 1, 'dec_blk_nums': [1, 1, 1, 1]}
@@ -344,8 +344,8 @@ def write_jpegs(folder: str, count: int, width: int, height: int, processes: int
     write = functools.partial(write_jpeg, folder, width, height)
     if processes <= 1:
         return [write(index) for index in range(count)]
-    with multiprocessing.Pool(processes) as pool:
-        return pool.map(write, range(count), chunksize=16)
+    with worker_executor(processes) as pool:
+        return list(pool.map(write, range(count), chunksize=16))
 
 
 def time_from_disk(ddr: DDR, paths: Sequence[str], batch_size: int, workers: int) -> Tuple[float, Dict[str, float]]:

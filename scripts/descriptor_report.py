@@ -8,6 +8,8 @@ parses the arguments and prints.
 Outputs in ``--output-dir``: ``descriptor_montage.png`` (per degradation: the top-k images with the
 highest DDR_d, then the k lowest), ``descriptor_srcc.md`` / ``.csv`` (SRCC of each DDR_d with each
 attribute, next to the paper's Table 2, measured on CSIQ) and ``descriptor_scores.csv`` (per image).
+They replace earlier ones only once all four are written, so a run killed at any moment is simply run
+again. Exit status 1 if an image failed (named), 2 for bad arguments or input files (the message names them).
 
     python scripts/descriptor_report.py --dataset csiq=datasets/CSIQ --output-dir results/descriptor
     python scripts/descriptor_report.py photos/ --mos-csv photos/mos.csv --output-dir results/descriptor
@@ -52,14 +54,14 @@ def gather_images(args: argparse.Namespace) -> Dict[str, Optional[float]]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from ddr_basicsr.iqa.descriptor import descriptor_report  # torch, scipy, matplotlib: after parsing
-    images = gather_images(args)
     try:
+        images = gather_images(args)
         ddr = ddr_from_arguments(args, default_degradations=tuple(TABLE7_WORDS))
-    except CommandLineError as error:
+        markdown, failures = descriptor_report(ddr, images, args.output_dir, args.top_k,
+                                               args.dataset or ', '.join(args.inputs), args.batch_size, args.workers)
+    except (CommandLineError, OSError, ValueError) as error:  # the messages name the option or file
         print(f'descriptor_report.py: error: {error}', file=sys.stderr)
         return 2
-    markdown, failures = descriptor_report(ddr, images, args.output_dir, args.top_k,
-                                           args.dataset or ', '.join(args.inputs), args.batch_size, args.workers)
     print(markdown)
     for failure in failures:
         print(f'failed: {failure}', file=sys.stderr)

@@ -6,8 +6,11 @@ the resumable per-image cache in ``OUTPUT/cache``); this script parses the argum
     python scripts/eval_biqa.py --dataset csiq=datasets/CSIQ --dataset livec=datasets/ChallengeDB_release \\
         --output-dir results/biqa
 
-Outputs: ``biqa_results.md`` and ``biqa_results.csv`` (with the paper's Table 3 DDR and NIQE SRCC and
-the resolution choices), ``scores_<dataset>.csv`` (per image). Exit status 1 if an image failed.
+Outputs: ``biqa_results.md`` and ``biqa_results.csv`` (with the paper's Table 3 DDR and NIQE SRCC, the
+resolution choices and the subjective score's file, column and scale), ``scores_<dataset>.csv`` (per
+image). Killed at any moment, it leaves the previous outputs whole and resumes from its cache when run
+again. Exit status 1 if an image failed (it is named, and left out of the correlations), 2 for bad
+arguments or dataset files (the message names the file).
 """
 import argparse
 import os
@@ -15,7 +18,13 @@ import sys
 from typing import Optional, Sequence, Tuple
 
 from ddr_basicsr.cli_options import CommandLineError, add_model_arguments, ddr_from_arguments
-from ddr_basicsr.data.iqa_datasets import KONIQ_RESOLUTIONS, KONIQ_SCORE_COLUMNS, LIVE_DMOS_CHOICES, LOADERS
+from ddr_basicsr.data.iqa_datasets import (
+    KONIQ_RESOLUTIONS,
+    KONIQ_SCORE_COLUMNS,
+    KONIQ_SPLITS,
+    LIVE_DMOS_CHOICES,
+    LOADERS,
+)
 
 
 def parse_dataset(text: str) -> Tuple[str, str]:
@@ -33,8 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--metrics', default='ddr,niqe', help='comma-separated, among ddr, niqe (default: both)')
     parser.add_argument('--koniq-resolution', default='1024x768', choices=KONIQ_RESOLUTIONS,
                         help='KonIQ-10k image folder (default: 1024x768)')
-    parser.add_argument('--koniq-score', default='MOS_zscore', choices=KONIQ_SCORE_COLUMNS,
-                        help='KonIQ-10k subjective score column (default: MOS_zscore)')
+    parser.add_argument('--koniq-score', default='auto', choices=KONIQ_SCORE_COLUMNS,
+                        help='KonIQ-10k subjective score column (default auto: the 1-100 score of the label file '
+                             'found, MOS_zscore of koniq10k_scores_and_distributions.csv or MOS of '
+                             'koniq10k_distributions_sets.csv)')
+    parser.add_argument('--koniq-split', default='all', choices=KONIQ_SPLITS,
+                        help="KonIQ-10k images to evaluate: all (default) or one set of the official split (the "
+                             "'set' column of koniq10k_distributions_sets.csv)")
     parser.add_argument('--spaq-short-side', type=int, default=512, metavar='PX',
                         help='resize SPAQ photos so the shorter side is PX (bilinear, antialiased; 0 = full '
                              'resolution; default: 512 as in SPAQ\'s official evaluation)')
@@ -54,8 +68,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rows, failures, settings = evaluate(
             args.dataset, args.output_dir, metrics, lambda: ddr_from_arguments(args), batch_size=args.batch_size,
             workers=args.workers, niqe_workers=args.niqe_workers, koniq_resolution=args.koniq_resolution,
-            koniq_score=args.koniq_score, spaq_short_side=args.spaq_short_side, live_dmos=args.live_dmos)
-    except CommandLineError as error:
+            koniq_score=args.koniq_score, spaq_short_side=args.spaq_short_side, live_dmos=args.live_dmos,
+            koniq_split=args.koniq_split)
+    except (CommandLineError, OSError, ValueError) as error:  # the messages name the option or file
         print(f'eval_biqa.py: error: {error}', file=sys.stderr)
         return 2
     print(write_reports(args.output_dir, rows, settings))

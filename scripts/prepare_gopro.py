@@ -13,7 +13,9 @@ Output (``--output``, default datasets/GoPro, the paths of NAFNet's docs/GoPro.m
   test/input.lmdb, test/target.lmdb               the whole test pairs
   (``--backend disk``: PNG folders of the same names without ``.lmdb``)
 Official counts: 2103 train and 1111 test pairs. Re-running skips complete outputs (``--overwrite``
-rebuilds them); outputs appear only when complete.
+rebuilds them); outputs appear only when complete, and an existing one is replaced only by a complete
+one, so a run killed at any moment is simply run again. An unreadable image (a truncated JPEG among
+them) is named and its split is not written: exit status 1.
 
 Example: python scripts/prepare_gopro.py --input /data/GOPRO_Large --output datasets/GoPro --workers 4
 """
@@ -25,6 +27,7 @@ from typing import Optional, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from ddr_basicsr.cli_options import add_prepare_arguments, crop_from_args, run_plans_from_args
 from ddr_basicsr.data.layouts import gopro_plans
+from ddr_basicsr.data.preparation import print_report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,9 +44,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     plans = gopro_plans(args.input, args.output, splits=args.splits, blur_folder=args.blur_folder,
                         backend=args.backend, crop=crop_from_args(args))
-    for line in run_plans_from_args(plans, args):
-        print(line)
-    return 0
+    return print_report(run_plans_from_args(plans, args), 'prepare_gopro.py')
 
 
 if __name__ == '__main__':

@@ -24,6 +24,7 @@ from typing import Optional, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from ddr_basicsr.cli_options import add_prepare_arguments, crop_from_args, run_plans_from_args
 from ddr_basicsr.data.layouts import REALBLUR_VARIANTS, realblur_plans
+from ddr_basicsr.data.preparation import print_report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,9 +40,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     plans = realblur_plans(args.input, args.output, variants=args.variants, splits=args.splits,
                            backend=args.backend, crop=crop_from_args(args))
-    for line in run_plans_from_args(plans, args):
-        print(line)
-    return 0
+    return print_report(run_plans_from_args(plans, args), 'prepare_realblur.py')
 
 
 if __name__ == '__main__':

@@ -30,6 +30,7 @@ from typing import Optional, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from ddr_basicsr.cli_options import add_prepare_arguments, crop_from_args, run_plans_from_args
 from ddr_basicsr.data.layouts import CITY100_TEST_IDS, realsr_city100_plans
+from ddr_basicsr.data.preparation import print_report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,9 +51,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     plans = realsr_city100_plans(args.realsr, args.city100, args.output, splits=args.splits, scale=args.scale,
                                  city100_test_ids=args.city100_test_ids, backend=args.backend,
                                  crop=crop_from_args(args))
-    for line in run_plans_from_args(plans, args):
-        print(line)
-    return 0
+    return print_report(run_plans_from_args(plans, args), 'prepare_realsr_city100.py')
 
 
 if __name__ == '__main__':

@@ -117,7 +117,7 @@ def test_report_on_a_folder(tiny_clip_path, tmp_path):
 
 
 def test_report_on_csiq_uses_negated_dmos(tiny_clip_path, tmp_path):
-    expected = dict(write_csiq(str(tmp_path / 'csiq')))
+    expected = dict(write_csiq(str(tmp_path / 'csiq'), size=(64, 80)))  # CPBD needs a 64x64 block
     out = tmp_path / 'out'
     # what descriptor_report.py --dataset csiq=ROOT --degradations blur,color --pretrained TINY --device cpu
     # --workers 0 does

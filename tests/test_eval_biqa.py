@@ -1,22 +1,36 @@
 """ddr_basicsr.iqa.evaluation on miniature datasets (scripts/eval_biqa.py run as a user would for its exit
 status and messages): outputs, score directions, NIQE, resumable cache."""
 import csv
+import glob
+import importlib.util
 import json
-import subprocess
-import sys
+import os
+import signal
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import torch
 from basicsr.metrics.niqe import calculate_niqe
 from scipy import stats
 
 from ddr_basicsr.iqa import evaluation
 from ddr_basicsr.iqa import scoring as score_module
+from ddr_basicsr.worker_pools import worker_executor
 from test_iqa_datasets import WRITERS, write_tid2013
 
-SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'eval_biqa.py'
+
+def load_script(name):
+    """``scripts/<name>.py`` as a module (scripts/ is not a package), to call its ``main`` in this process."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / 'scripts' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+eval_biqa = load_script('eval_biqa')
 _BUILT_DDR = {}
 
 
@@ -40,11 +54,6 @@ def _evaluate(datasets, out, tiny_clip_path, degradations=None, **options):
     return failures
 
 
-def _run_script(*arguments):
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, arguments)], capture_output=True, text=True,
-                          timeout=600)
-
-
 @pytest.fixture()
 def counted_images(monkeypatch):
     """Number of images that reach the DDR model (ddr_basicsr.score.score_images)."""
@@ -59,8 +68,36 @@ def counted_images(monkeypatch):
     return count
 
 
-def _model_args(tiny_clip_path):
-    return ['--pretrained', tiny_clip_path, '--device', 'cpu', '--workers', '0', '--batch-size', '2']
+def _model_args(tiny_clip_path, workers=0):
+    return ['--pretrained', tiny_clip_path, '--device', 'cpu', '--workers', str(workers), '--batch-size', '2']
+
+
+class Deadlock(Exception):
+    """Raised by :func:`fails_instead_of_hanging` (not an OSError, which the scripts report as bad input)."""
+
+
+@contextmanager
+def fails_instead_of_hanging(seconds):
+    """Raise :class:`Deadlock` in the test after ``seconds`` (SIGALRM) and kill this process's children, so a
+    deadlocked worker pool fails the test instead of hanging the suite."""
+    def on_alarm(signum, frame):
+        for stat in glob.glob('/proc/[0-9]*/stat'):
+            try:
+                with open(stat) as handle:
+                    parent = int(handle.read().rsplit(')', 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent == os.getpid():
+                os.kill(int(stat.split('/')[2]), signal.SIGKILL)
+        raise Deadlock(f'still running after {seconds} s: a worker pool deadlocked')
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _read_csv(path):
@@ -83,7 +120,9 @@ def test_all_eight_datasets_ddr(tiny_clip_path, tmp_path, counted_images):
     assert rows['koniq10k']['options'] == 'resolution=512x384; score_column=MOS_zscore; short_side=full resolution'
     assert rows['spaq']['options'] == 'short_side=40'
     assert rows['live']['options'].startswith('dmos=realigned')
-    assert rows['csiq']['subjective_score'] == 'DMOS (lower is better)'
+    assert rows['csiq']['subjective_score'] == 'DMOS (lower is better; column dmos of csiq.DMOS.xlsx, 0-1 scale)'
+    assert rows['koniq10k']['subjective_score'] == ('MOS_zscore (higher is better; column MOS_zscore of '
+                                                    'koniq10k_scores_and_distributions.csv, 1-100 scale)')
     for name, row in rows.items():
         per_image = _read_csv(out / f'scores_{name}.csv')
         assert int(row['scored']) == int(row['images']) == len(per_image)
@@ -155,7 +194,35 @@ def test_niqe_side_by_side_and_failures_reported(tiny_clip_path, tmp_path):
     assert '| tid2013 | 3/3 |' in markdown and '| livec | 0/3 |' in markdown
 
 
-def test_bad_dataset_argument(tmp_path):
-    run = _run_script('--dataset', f'pipal={tmp_path}', '--output-dir', tmp_path)
-    assert run.returncode == 2  # argparse's usage error (SystemExit)
-    assert 'expected NAME=ROOT' in run.stderr
+def test_bad_dataset_argument(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_status:  # argparse's usage error
+        eval_biqa.main(['--dataset', f'pipal={tmp_path}', '--output-dir', str(tmp_path)])
+    assert exit_status.value.code == 2
+    assert 'expected NAME=ROOT' in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not hasattr(signal, 'SIGALRM') or not os.path.isdir('/proc'),
+                    reason='the hang guard needs SIGALRM and /proc (Linux)')
+def test_worker_pools_do_not_deadlock_after_torch_ran(tiny_clip_path, tmp_path, capsys):
+    """eval_biqa.py with its default metrics, DDR decoding in 2 DataLoader workers and NIQE in 2 worker
+    processes, on 256x192 images, after torch ran on 2 threads: NIQE workers forked from that process used
+    to wait forever in GNU OpenMP ("NIQE 0/3")."""
+    expected = dict(write_tid2013(str(tmp_path / 'tid'), size=(192, 256)))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the hang needs an OpenMP team of 2+ threads in this process
+    try:
+        torch.rand(1 << 22).exp_()  # starts the team (a parallel element-wise kernel)
+        with fails_instead_of_hanging(180):
+            status = eval_biqa.main(['--dataset', f'tid2013={tmp_path / "tid"}', '--output-dir', str(tmp_path / 'out'),
+                                     '--niqe-workers', '2', *_model_args(tiny_clip_path, workers=2)])
+            with worker_executor(1) as pool:
+                worker_threads = pool.submit(torch.get_num_threads).result()
+    finally:
+        torch.set_num_threads(threads)
+    assert status == 0, capsys.readouterr().err
+    assert worker_threads == 1
+    per_image = {row['image']: row for row in _read_csv(tmp_path / 'out' / 'scores_tid2013.csv')}
+    assert set(per_image) == set(expected)
+    bgr = cv2.imread(str(tmp_path / 'tid' / 'distorted_images' / 'i25_24_3.bmp'))
+    assert float(per_image['distorted_images/i25_24_3.bmp']['niqe']) == pytest.approx(calculate_niqe(bgr, 0), rel=1e-7)
+    assert all(row['ddr'] for row in per_image.values())

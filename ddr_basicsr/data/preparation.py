@@ -4,15 +4,20 @@ Find and check GT/LQ image pairs, cut training sub-images, and write a pair set 
 formats: an lmdb (PNG bytes keyed by the name, plus ``meta_info.txt``) or a folder of PNG files with the
 same names for GT and LQ. Outputs are never half-written: each is built in a hidden
 ``.<name>.partial`` folder beside its target and renamed when complete, so an existing output is a
-complete one, and a re-run skips it (or rebuilds it with ``overwrite``) instead of adding to it.
+complete one, and a re-run skips it (or rebuilds it with ``overwrite``) instead of adding to it. An
+output being replaced is first renamed aside (``.<name>.old``), so a run killed at any moment leaves each
+output either complete (old or new) or absent, never a new GT beside an old LQ; the next run cleans up.
+An image that cannot be read whole (OpenCV cannot decode it, or a truncated JPEG, which OpenCV would
+decode with its missing part grey) fails its split, after every unreadable image of the split is listed.
 ``plan_split`` checks a split and ``run_plans`` writes planned splits; the datasets' layouts are in
 :mod:`ddr_basicsr.data.layouts`.
 """
 import functools
+import io
 import os
 import re
 import shutil
-from concurrent.futures import ProcessPoolExecutor
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -22,6 +27,8 @@ import lmdb
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
+
+from ddr_basicsr.worker_pools import worker_executor
 
 IMAGE_EXTENSIONS = frozenset({'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff'})
 BACKENDS = ('lmdb', 'disk')
@@ -176,11 +183,30 @@ def count_records(sizes: Sequence[Size], crop: Optional[CropSpec]) -> int:
     return sum(len(crop.boxes(height, width)) for height, width in sizes)
 
 
+def jpeg_problem(data: bytes) -> str:
+    """Why the JPEG ``data`` cannot be decoded to its end ('' when it can), as Pillow reports it.
+
+    ``cv2.imread`` decodes a truncated JPEG without an error (libjpeg only prints a warning) and fills the
+    missing part with grey; Pillow raises.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+    except (OSError, SyntaxError, ValueError) as error:
+        return str(error) or type(error).__name__
+    return ''
+
+
 def read_image(path: Path) -> np.ndarray:
-    """8-bit BGR image as BasicSR reads it."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)  # sizes as in the header
+    """8-bit BGR image as BasicSR reads it; ValueError naming a file OpenCV cannot read or a truncated JPEG."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    if data[:2].tobytes() == b'\xff\xd8':  # a JPEG, whatever its extension
+        problem = jpeg_problem(data.tobytes())
+        if problem:
+            raise ValueError(f'JPEG image {path} is truncated or corrupt ({problem})')
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if data.size else None
     if img is None:
-        raise ValueError(f'OpenCV cannot read image {path}')
+        raise ValueError(f'OpenCV cannot read image {path} (empty, corrupt or truncated)')
     return img
 
 
@@ -211,9 +237,22 @@ def pair_records(pair: ImagePair, crop: Optional[CropSpec], compress_level: int)
                    gt_win.shape, lq_win.shape) for key, gt_win, lq_win in windows]
 
 
+def _records_or_problem(pair: ImagePair, crop: Optional[CropSpec], compress_level: int) -> Tuple[List[Record], str]:
+    """:func:`pair_records`, or no record and why an image of the pair cannot be read."""
+    try:
+        return pair_records(pair, crop, compress_level), ''
+    except ValueError as error:
+        return [], str(error)
+
+
 def partial_path(final: Path) -> Path:
     """The hidden folder an output is built in before it is renamed to ``final``."""
     return final.parent / f'.{final.name}.partial'
+
+
+def aside_path(final: Path) -> Path:
+    """The hidden name an existing output gets while its replacement is renamed into place."""
+    return final.parent / f'.{final.name}.old'
 
 
 def output_path(folder: Path, stem: str, backend: str) -> Path:
@@ -223,13 +262,19 @@ def output_path(folder: Path, stem: str, backend: str) -> Path:
     return Path(folder) / (f'{stem}.lmdb' if backend == 'lmdb' else stem)
 
 
+def remove_leftovers(final: Path) -> None:
+    """Delete what a killed run may have left of the output ``final``: its partial and set-aside folders."""
+    for leftover in (partial_path(final), aside_path(final)):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 class _PartialOutput:
     """One output (lmdb or PNG folder) built in its partial folder, then sealed and renamed into place."""
 
     def __init__(self, final: Path, backend: str, compress_level: int):
-        self.final, self.partial = final, partial_path(final)
+        self.final, self.partial, self.aside = final, partial_path(final), aside_path(final)
         self.compress_level = compress_level
-        shutil.rmtree(self.partial, ignore_errors=True)  # left over from an interrupted run
+        remove_leftovers(final)
         self.partial.mkdir(parents=True)
         self.env = lmdb.open(str(self.partial), map_size=_INITIAL_MAP_SIZE, sync=False, metasync=False) \
             if backend == 'lmdb' else None
@@ -263,9 +308,17 @@ class _PartialOutput:
         self.env = None
         (self.partial / 'meta_info.txt').write_text('\n'.join(self.meta_lines) + '\n')
 
+    def set_aside(self) -> None:
+        """Rename an existing final output aside (one atomic step)."""
+        if self.final.exists():
+            os.replace(self.final, self.aside)
+
     def publish(self) -> None:
-        """Rename the sealed partial folder to the final path (which must not exist)."""
+        """Rename the sealed partial folder to the final path (its old output was set aside)."""
         os.replace(self.partial, self.final)
+
+    def remove_aside(self) -> None:
+        shutil.rmtree(self.aside, ignore_errors=True)
 
     def discard(self) -> None:
         if self.env is not None:
@@ -275,13 +328,16 @@ class _PartialOutput:
 
 
 def _iter_records(pairs: Sequence[ImagePair], crop: Optional[CropSpec], compress_level: int,
-                  workers: int) -> Iterator[List[Record]]:
-    job = functools.partial(pair_records, crop=crop, compress_level=compress_level)
+                  workers: int) -> Iterator[Tuple[List[Record], str]]:
+    job = functools.partial(_records_or_problem, crop=crop, compress_level=compress_level)
     if workers <= 1:
         yield from map(job, pairs)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    pool = worker_executor(workers)
+    try:
         yield from pool.map(job, pairs, chunksize=4)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def write_pair_set(pairs: Sequence[ImagePair], gt_out: Path, lq_out: Path, *, crop: Optional[CropSpec] = None,
@@ -290,8 +346,9 @@ def write_pair_set(pairs: Sequence[ImagePair], gt_out: Path, lq_out: Path, *, cr
     """Write checked ``pairs`` to the GT and LQ outputs; return the number of entries (0 when skipped).
 
     ``gt_out``/``lq_out`` are final paths (see ``output_path``). Both existing means a complete earlier
-    run: skipped unless ``overwrite``. A count other than ``expected_entries`` is an error. On any error
-    the partial folders are removed; existing outputs are only replaced once both new ones are complete.
+    run: skipped unless ``overwrite``. Unreadable images (see :func:`read_image`) are all listed in one
+    ValueError at the end; a count other than ``expected_entries`` is an error. On any error the partial
+    folders are removed; existing outputs are only replaced once both new ones are complete.
     """
     gt_out, lq_out = Path(gt_out), Path(lq_out)
     if backend not in BACKENDS:
@@ -300,22 +357,31 @@ def write_pair_set(pairs: Sequence[ImagePair], gt_out: Path, lq_out: Path, *, cr
         return 0
     outputs: List[_PartialOutput] = []
     written = 0
+    problems: List[str] = []
     try:
         outputs = [_PartialOutput(gt_out, backend, compress_level), _PartialOutput(lq_out, backend, compress_level)]
         progress = tqdm(_iter_records(pairs, crop, compress_level, workers), total=len(pairs), unit='pair',
                         desc=f'write {gt_out.parent.name}/{gt_out.name}')
-        for records in progress:
+        for records, problem in progress:
+            if problem:
+                problems.append(problem)
+                continue
             outputs[0].put([(r.key, r.gt_png, r.gt_shape) for r in records])
             outputs[1].put([(r.key, r.lq_png, r.lq_shape) for r in records])
             written += len(records)
+        if problems:
+            raise ValueError(f'{len(problems)} unreadable image(s), nothing written to {gt_out} and {lq_out}: '
+                             f'{_listing(problems)}. Replace or remove these files and run again.')
         if expected_entries is not None and written != expected_entries:
             raise RuntimeError(f'{gt_out}: produced {written} entries, planned {expected_entries}')
         for output in outputs:
             output.seal()
-        for output in outputs:  # never leave an old GT beside a new LQ: remove both, then publish both
-            shutil.rmtree(output.final, ignore_errors=True)
+        for output in outputs:  # never an old GT beside a new LQ: both old ones aside, then both new ones in
+            output.set_aside()
         for output in outputs:
             output.publish()
+        for output in outputs:
+            output.remove_aside()
     except BaseException:
         for output in outputs:
             output.discard()
@@ -377,6 +443,19 @@ def plan_split(label: str, pairs: Sequence[ImagePair], folder: Path, stems: Tupl
                      tuple(warnings) + ((count_warning,) if count_warning else ()))
 
 
+def print_report(lines: Iterable[str], program: str) -> int:
+    """Print the report ``lines`` of :func:`run_plans` for the script ``program``; a dataset problem (a missing,
+    unmatched or unreadable file, named in the message) ends it with ``program: error: ...`` on stderr.
+    Returns the exit status: 0, or 1 after such an error."""
+    try:
+        for line in lines:
+            print(line, flush=True)
+    except (OSError, ValueError) as error:
+        print(f'{program}: error: {error}', file=sys.stderr)
+        return 1
+    return 0
+
+
 def run_plans(plans: Iterable[SplitPlan], *, compress_level: int = 1, workers: int = 1, overwrite: bool = False,
               dry_run: bool = False) -> Iterator[str]:
     """Write each plan's split (nothing for ``dry_run``), yielding the report lines as it goes.
@@ -390,6 +469,8 @@ def run_plans(plans: Iterable[SplitPlan], *, compress_level: int = 1, workers: i
         if dry_run:
             continue
         if plan.exists and not overwrite:
+            for final in (plan.gt_out, plan.lq_out):
+                remove_leftovers(final)
             yield f'  {plan.gt_out} and {plan.lq_out} exist: skipped (use --overwrite to rebuild)'
             continue
         write_pair_set(plan.pairs, plan.gt_out, plan.lq_out, crop=plan.crop, backend=plan.backend,

@@ -12,36 +12,42 @@ image attributes that need no learned model:
   mostly horizontal gradient (a vertical edge) gets the width of the monotonic intensity run through
   it along its row (Marziliano et al.); w_JNB = 5 px when the block's contrast (max - min) is at
   most 50, else 3 px; P_blur = 1 - exp(-(w / w_JNB)^3.6); CPBD = share of those edge pixels with
-  P_blur ≤ 0.63 (0 when the image has no such edge). Higher = sharper;
+  P_blur ≤ 0.63 (0 when the image has no such edge). Higher = sharper. An image smaller than one block
+  gets no sharpness (its failure says it is too small for CPBD) and is left out of that column's SRCC;
 * quality: a MOS column of a CSV file, or the subjective scores of an IQA dataset (DMOS negated, so
   higher = better). Image complexity (the paper's IC9600 model) is left out: it is a learned model.
 
 Outputs (:func:`write_descriptor_report`): ``descriptor_montage.png`` (per degradation: the top-k images with
 the highest DDR_d, then the k lowest), ``descriptor_srcc.md`` / ``.csv`` (SRCC of each DDR_d with each
 attribute, next to the paper's Table 2, measured on CSIQ) and ``descriptor_scores.csv`` (per image).
+The four are replaced together, only once all of them are written: a run killed at any moment leaves
+the previous report whole (a new run measures every image again).
 """
 import csv
 import io
 import math
 import os
 import sys
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ddr_basicsr.atomic_files import atomic_path, write_text_atomically
+from ddr_basicsr.atomic_files import atomic_path, atomic_paths
 from ddr_basicsr.data.iqa_datasets import load_dataset
 from ddr_basicsr.ddr import DDR
 from ddr_basicsr.image_io import read_image, resize_short_side
-from ddr_basicsr.iqa.evaluation import format_number, srcc
+from ddr_basicsr.iqa.evaluation import format_number, srcc, too_small_message
 from ddr_basicsr.iqa.scoring import collect_inputs, iter_quality_scores
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ['ATTRIBUTES', 'PAPER_TABLE2', 'colorfulness', 'cpbd_sharpness', 'dataset_quality', 'descriptor_report',
            'format_descriptor_scores_csv', 'format_table_csv', 'format_table_markdown', 'gather_quality',
-           'image_attributes', 'montage_selection', 'read_mos_csv', 'save_montage', 'score_descriptors',
-           'srcc_table', 'write_descriptor_report']
+           'image_attributes', 'montage_figure', 'montage_selection', 'read_mos_csv', 'save_montage',
+           'score_descriptors', 'srcc_table', 'write_descriptor_report']
 
 #: Table 2 of the paper (CSIQ): SRCC of DDR_d with complexity, colorfulness, sharpness, quality.
 PAPER_TABLE2 = {
@@ -57,6 +63,7 @@ CPBD_EDGE_SHARE = 0.002
 CPBD_BETA = 3.6
 CPBD_P_JNB = 0.63
 THUMBNAIL_SIDE = 160
+MONTAGE_DPI = 100
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -89,7 +96,12 @@ def _run_bounds(row_values: np.ndarray, rising: bool) -> np.ndarray:
 
 
 def cpbd_sharpness(rgb: np.ndarray) -> float:
-    """CPBD sharpness in [0, 1] of an (H, W, 3) RGB image in [0, 255] (see the module docstring)."""
+    """CPBD sharpness in [0, 1] of an (H, W, 3) RGB image in [0, 255] (see the module docstring); ValueError
+    for an image smaller than one block."""
+    height, width = rgb.shape[:2]
+    if height < CPBD_BLOCK or width < CPBD_BLOCK:
+        raise ValueError(too_small_message('CPBD sharpness', height, width,
+                                           f'at least one {CPBD_BLOCK}x{CPBD_BLOCK} block'))
     luma = np.rint(rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114]))
     smooth = cv2.GaussianBlur(luma, (0, 0), math.sqrt(2))
     grad_x = cv2.Sobel(smooth, cv2.CV_64F, 1, 0)
@@ -117,10 +129,15 @@ def cpbd_sharpness(rgb: np.ndarray) -> float:
     return float(np.mean(np.concatenate(probabilities) <= CPBD_P_JNB))
 
 
-def image_attributes(path: str) -> Dict[str, float]:
-    """Colorfulness and CPBD sharpness of the image file ``path``."""
+def image_attributes(path: str) -> Tuple[Dict[str, Optional[float]], str]:
+    """Colorfulness and CPBD sharpness of the image file ``path``; and '' or why the sharpness is None
+    (an image too small for CPBD)."""
     rgb = read_image(path).permute(1, 2, 0).numpy() * 255.0
-    return {'colorfulness': colorfulness(rgb), 'sharpness': cpbd_sharpness(rgb)}
+    try:
+        sharpness, problem = cpbd_sharpness(rgb), ''
+    except ValueError as error:
+        sharpness, problem = None, str(error)
+    return {'colorfulness': colorfulness(rgb), 'sharpness': sharpness}, problem
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -158,8 +175,8 @@ def gather_quality(inputs: Sequence[str] = (), recursive: bool = False, dataset:
     overrides the quality of the images it names (matched by basename)."""
     images: Dict[str, Optional[float]] = dict(dataset_quality(*dataset)) if dataset else {}
     for path, problem in collect_inputs(inputs, recursive):
-        if problem:
-            raise FileNotFoundError(f'{path}: {problem}')
+        if problem or not os.path.isfile(path):
+            raise FileNotFoundError(f'{path}: {problem or "no such image file"}')
         images.setdefault(path, None)
     if mos_csv:
         quality = read_mos_csv(mos_csv, name_column, mos_column, mos_lower_better)
@@ -173,7 +190,8 @@ def gather_quality(inputs: Sequence[str] = (), recursive: bool = False, dataset:
 def score_descriptors(ddr: DDR, images: Mapping[str, Optional[float]], batch_size: int = 32,
                       workers: int = 4) -> Tuple[List[dict], List[str]]:
     """Per image of ``images`` ({path: quality or None}), in that order: ``{'path', <DDR_d per degradation>,
-    'quality', 'colorfulness', 'sharpness'}``; and the failures (``'path: error'``)."""
+    'quality', 'colorfulness', 'sharpness'}``; and the failures (``'path: error'``: images DDR could not
+    score, which have no record, and images too small for CPBD, whose sharpness is None)."""
     paths = list(images)
     records, failures = [], []
     for result in iter_quality_scores(ddr, paths, batch_size, workers, description='DDR_d'):
@@ -184,7 +202,10 @@ def score_descriptors(ddr: DDR, images: Mapping[str, Optional[float]], batch_siz
     order = {path: index for index, path in enumerate(paths)}
     records.sort(key=lambda record: order[record['path']])
     for record in tqdm(records, desc='attributes', unit='img', file=sys.stderr):
-        record.update(image_attributes(record['path']))
+        attributes, problem = image_attributes(record['path'])
+        record.update(attributes)
+        if problem:
+            failures.append(f'{record["path"]}: {problem}')
     return records, failures
 
 
@@ -247,7 +268,7 @@ def montage_selection(records: Sequence[dict], name: str, top_k: int) -> List[di
     return ranked[:count] + ranked[::-1][:count]
 
 
-def save_montage(records: Sequence[dict], names: Sequence[str], top_k: int, path: str) -> None:
+def montage_figure(records: Sequence[dict], names: Sequence[str], top_k: int) -> 'Figure':
     """Fig. 4 style: one row per degradation, top-k highest DDR_d then bottom-k lowest."""
     from matplotlib.figure import Figure
     rows = {name: montage_selection(records, name, top_k) for name in names}
@@ -269,22 +290,32 @@ def save_montage(records: Sequence[dict], names: Sequence[str], top_k: int, path
             axis.set_title(f'{group} {record[name]:.4f}\n{os.path.basename(record["path"])}', fontsize=7)
         axes[row][0].set_ylabel(f'DDR {name}', fontsize=9)
     figure.suptitle('Images with the highest (left) and lowest (right) DDR per degradation type', fontsize=10)
+    return figure
+
+
+def save_montage(records: Sequence[dict], names: Sequence[str], top_k: int, path: str) -> None:
+    """Write :func:`montage_figure` to the PNG file ``path``."""
+    figure = montage_figure(records, names, top_k)
     with atomic_path(path) as temporary:
-        figure.savefig(temporary, format='png', dpi=100)
+        figure.savefig(temporary, format='png', dpi=MONTAGE_DPI)
 
 
 def write_descriptor_report(output_dir: str, records: Sequence[dict], names: Sequence[str], top_k: int,
                             settings: Mapping[str, object]) -> str:
     """Write the SRCC table (``descriptor_srcc.md`` / ``.csv``), ``descriptor_scores.csv`` and
-    ``descriptor_montage.png`` into ``output_dir``; returns the Markdown."""
-    os.makedirs(output_dir, exist_ok=True)
+    ``descriptor_montage.png`` into ``output_dir``, replacing the old ones only once all four are written;
+    returns the Markdown."""
     table = srcc_table(records, names)
     markdown = format_table_markdown(table, len(records), settings)
-    write_text_atomically(os.path.join(output_dir, 'descriptor_srcc.md'), markdown)
-    write_text_atomically(os.path.join(output_dir, 'descriptor_srcc.csv'), format_table_csv(table))
-    write_text_atomically(os.path.join(output_dir, 'descriptor_scores.csv'),
-                          format_descriptor_scores_csv(records, names))
-    save_montage(records, names, top_k, os.path.join(output_dir, 'descriptor_montage.png'))
+    texts = {'descriptor_srcc.md': markdown, 'descriptor_srcc.csv': format_table_csv(table),
+             'descriptor_scores.csv': format_descriptor_scores_csv(records, names)}
+    figure = montage_figure(records, names, top_k)
+    paths = [os.path.join(output_dir, name) for name in (*texts, 'descriptor_montage.png')]
+    with atomic_paths(paths) as temporaries:
+        for temporary, text in zip(temporaries, texts.values()):
+            with open(temporary, 'w', encoding='utf-8', newline='') as stream:
+                stream.write(text)
+        figure.savefig(temporaries[-1], format='png', dpi=MONTAGE_DPI)
     return markdown
 
 

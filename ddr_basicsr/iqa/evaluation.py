@@ -8,17 +8,22 @@ paper. PLCC is the plain Pearson correlation (no nonlinear regression).
 
 Per-image scores are appended to ``OUTPUT/cache/<dataset>-<metric>-<settings hash>.jsonl`` in batches
 (flushed and fsynced), so an interrupted run resumes where it stopped; changing a setting that changes
-scores (model, degradations, resolution, ...) uses a fresh cache file. BasicSR (for NIQE) is imported
-only when NIQE is computed.
+scores (model, degradations, resolution, ...) uses a fresh cache file. The reports are replaced only once
+all of them are written. BasicSR (for NIQE) is imported only when NIQE is computed; NIQE runs in a pool of
+worker processes (:mod:`ddr_basicsr.worker_pools`).
+
+An image a metric cannot score (unreadable, too small for NIQE, or a score that is not finite) is a
+:class:`Failure`: it is named in the failures, left out of that metric's correlations (the ``scored``
+column counts the images that are in) and never cached, so the next run tries it again.
 """
 import csv
 import hashlib
 import io
 import json
 import math
-import multiprocessing
 import os
 import sys
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
@@ -26,16 +31,18 @@ import numpy as np
 from scipy import stats
 from tqdm import tqdm
 
-from ddr_basicsr.atomic_files import write_text_atomically
+from ddr_basicsr.atomic_files import atomic_paths, write_text_atomically
 from ddr_basicsr.data.iqa_datasets import IQADataset, load_dataset
 from ddr_basicsr.ddr import DDR
 from ddr_basicsr.image_io import decode_image, resize_short_side, to_tensor
 from ddr_basicsr.iqa.scoring import ddr_settings, iter_quality_scores
+from ddr_basicsr.worker_pools import worker_executor
 
-__all__ = ['METRIC_HIGHER_BETTER', 'PAPER_TABLE3', 'Failure', 'ScoreCache', 'correlations', 'dataset_options',
-           'direction_sign', 'evaluate', 'format_number', 'format_results_csv', 'format_results_markdown',
-           'format_scores_csv', 'metric_settings', 'niqe_of_file', 'relative_name', 'result_row', 'run_ddr',
-           'run_niqe', 'settings_hash', 'srcc', 'write_reports']
+__all__ = ['METRIC_HIGHER_BETTER', 'NIQE_BLOCK', 'PAPER_TABLE3', 'CacheError', 'Failure', 'ScoreCache', 'correlations',
+           'dataset_options', 'direction_sign', 'evaluate', 'format_number', 'format_results_csv',
+           'format_results_markdown', 'format_scores_csv', 'metric_settings', 'niqe_of_file', 'niqe_size_problem',
+           'relative_name', 'result_row', 'run_ddr', 'run_niqe', 'settings_hash', 'srcc', 'too_small_message',
+           'write_reports']
 
 #: Table 3 of the paper: SRCC of NIQE and of DDR ("Ours") on each dataset.
 PAPER_TABLE3 = {
@@ -56,36 +63,65 @@ METRIC_HIGHER_BETTER = {'ddr': True, 'niqe': False}
 # per-image score cache
 
 
+class CacheError(ValueError):
+    """A score cache file that cannot be read; the message names the file, the line and the fix."""
+
+
 class ScoreCache:
-    """Append-only JSON-lines file of per-image records ``{"image": ..., "<metric>": ...}``.
+    """Append-only JSON-lines file of per-image records ``{"image": ..., "<metric>": <score>, ...}``.
 
     The first line holds the settings the scores depend on. A partially written last line (a run
-    killed mid-write) is cut off when the file is opened.
+    killed mid-write) is cut off when the file is opened, and a file left without its settings line is
+    started again. With ``metric`` given, every record must hold a number under that key, and a record
+    whose score is not finite (written by an older version) is ignored, so the image is scored again.
+    Any other unreadable line is a :class:`CacheError` naming the file and line.
     """
 
-    def __init__(self, path: str, settings: Mapping[str, object]):
-        self.path = path
+    def __init__(self, path: str, settings: Mapping[str, object], metric: Optional[str] = None):
+        self.path, self.metric = path, metric
         self.records: Dict[str, dict] = {}
         header = json.dumps({'settings': settings}, sort_keys=True)
-        if os.path.isfile(path):
-            self._load(header)
-        else:
+        if not (os.path.isfile(path) and self._load(header)):
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            with open(path, 'w', encoding='utf-8'):  # empties a file left without its settings line
+                pass
             self._append([header])
 
-    def _load(self, header: str) -> None:
+    def _corrupt(self, number: int, problem: str) -> CacheError:
+        return CacheError(f'score cache {self.path}, line {number}: {problem}. The file is written by '
+                          'eval_biqa.py alone, so it was edited or damaged: delete that line (its image is scored '
+                          'again) or the whole file (every image is scored again), then run again.')
+
+    def _load(self, header: str) -> bool:
+        """Read the records; False when the file holds no complete line (nothing to keep)."""
         with open(self.path, 'rb') as handle:
             content = handle.read()
         complete = content[:content.rfind(b'\n') + 1]
         if len(complete) != len(content):
             with open(self.path, 'r+b') as handle:
                 handle.truncate(len(complete))
-        lines = complete.decode('utf-8').splitlines()
-        if not lines or json.dumps(json.loads(lines[0]), sort_keys=True) != header:
-            raise ValueError(f'{self.path} was written with other settings; delete it to start over')
-        for line in lines[1:]:
-            record = json.loads(line)
-            self.records[record['image']] = record
+        lines = complete.splitlines()
+        if not lines:
+            return False
+        for number, line in enumerate(lines, 1):
+            try:
+                record = json.loads(line)
+            except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
+                raise self._corrupt(number, f'not a JSON record ({error})') from None
+            if number == 1:
+                if not isinstance(record, dict) or 'settings' not in record:
+                    raise self._corrupt(1, 'the first line must hold the settings')
+                if json.dumps(record, sort_keys=True) != header:
+                    raise CacheError(f'{self.path} was written with other settings; delete it to start over')
+                continue
+            if not (isinstance(record, dict) and isinstance(record.get('image'), str)
+                    and (self.metric is None or _is_number(record.get(self.metric)))):
+                score = f'"{self.metric}": <number>, ' if self.metric else ''
+                shown = line[:80].decode('utf-8', errors='replace')
+                raise self._corrupt(number, f'expected {{"image": <name>, {score}...}}, got {shown!r}')
+            if self.metric is None or math.isfinite(record[self.metric]):
+                self.records[record['image']] = record
+        return True
 
     def _append(self, lines: Sequence[str]) -> None:
         with open(self.path, 'a', encoding='utf-8') as handle:
@@ -98,6 +134,10 @@ class ScoreCache:
         if records:
             self._append([json.dumps(record, sort_keys=True) for record in records])
             self.records.update((record['image'], record) for record in records)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def settings_hash(settings: Mapping[str, object]) -> str:
@@ -133,11 +173,15 @@ def _missing_paths(dataset: IQADataset, cache: ScoreCache) -> List[str]:
 def _record_outcomes(dataset: IQADataset, cache: ScoreCache, metric: str, outcomes: Iterable[Outcome],
                      flush_every: int) -> List[Failure]:
     """Add the scored ``outcomes`` to ``cache``, ``flush_every`` records per write (and what is left when
-    the loop ends, also on an exception or interruption); returns the failures."""
+    the loop ends, also on an exception or interruption); returns the failures, a score under ``metric`` that is
+    not finite among them."""
     failures, buffer = [], []
     try:
         for path, fields, error in outcomes:
             name = relative_name(dataset, path)
+            score = fields.get(metric) if fields else None
+            if not error and _is_number(score) and not math.isfinite(score):
+                error = f'the {metric.upper()} score is {score} (not finite): left out of the correlations'
             if error:
                 failures.append(Failure(name, metric, error))
                 continue
@@ -160,36 +204,63 @@ def run_ddr(ddr: DDR, dataset: IQADataset, cache: ScoreCache, short_side: Option
     return _record_outcomes(dataset, cache, 'ddr', outcomes, batch_size)
 
 
+#: NIQE (BasicSR's) fits its model to 96x96 blocks and needs at least two of them.
+NIQE_BLOCK = 96
+
+
+def too_small_message(metric: str, height: int, width: int, needs: str) -> str:
+    """The failure message of a metric with a minimum image size (NIQE, CPBD sharpness)."""
+    return f'image too small for {metric}: {width}x{height} px (width x height); {metric} needs {needs}'
+
+
+def niqe_size_problem(height: int, width: int) -> str:
+    """Why NIQE cannot score an image of this size ('' when it can)."""
+    if (height // NIQE_BLOCK) * (width // NIQE_BLOCK) >= 2:
+        return ''
+    return too_small_message('NIQE', height, width,
+                             f'at least two {NIQE_BLOCK}x{NIQE_BLOCK} blocks, e.g. {2 * NIQE_BLOCK}x{NIQE_BLOCK} px')
+
+
 def niqe_of_file(task: Tuple[str, Optional[int]]) -> Tuple[str, Optional[float], str]:
-    """BasicSR's NIQE (Y channel, no border crop) of one file, preprocessed like the DDR input."""
+    """BasicSR's NIQE (Y channel, no border crop) of one file, preprocessed like the DDR input;
+    (path, score, '') or (path, None, why it failed)."""
     from basicsr.metrics.niqe import calculate_niqe
     path, short_side = task
     try:
         image = resize_short_side(to_tensor(decode_image(path)), short_side).numpy()
-        if image.dtype != np.uint8:
-            image = image * 255.0
+    except (OSError, ValueError) as error:
+        return path, None, str(error)
+    problem = niqe_size_problem(*image.shape[1:])
+    if problem:
+        return path, None, problem
+    if image.dtype != np.uint8:
+        image = image * 255.0
+    try:
         value = calculate_niqe(image[::-1].transpose(1, 2, 0), crop_border=0, input_order='HWC', convert_to='y')
-    except Exception as error:  # NIQE fails in many ways on small/flat images; the image is reported
-        return path, None, f'{type(error).__name__}: {error}'
-    if not math.isfinite(value):
-        return path, None, 'NIQE is not finite (image too small or flat: it needs at least 2 blocks of 96x96 px)'
+    except Exception as error:  # NIQE's model fit fails in several ways on flat images; the image is reported
+        return path, None, f'NIQE failed ({type(error).__name__}: {error}); a flat image?'
     return path, float(value), ''
 
 
 def run_niqe(dataset: IQADataset, cache: ScoreCache, short_side: Optional[int], workers: int,
              flush_every: int = 16) -> List[Failure]:
-    """Score the images of ``dataset`` missing from ``cache`` with NIQE, in ``workers`` processes."""
+    """Score the images of ``dataset`` missing from ``cache`` with NIQE, in ``workers`` processes
+    (0: in this one)."""
     todo = [(path, short_side) for path in _missing_paths(dataset, cache)]
-    import basicsr.metrics.niqe  # noqa: F401 (once here: the worker processes inherit it)
-    pool = multiprocessing.Pool(workers) if workers > 0 and len(todo) > 1 else None
+    import basicsr.metrics.niqe  # noqa: F401 (once here: the forked workers inherit it)
+    pool = worker_executor(min(workers, len(todo))) if workers > 0 and len(todo) > 1 else None
     try:
-        results: Iterable = pool.imap_unordered(niqe_of_file, todo) if pool else map(niqe_of_file, todo)
+        if pool:
+            results: Iterable = (future.result() for future in
+                                 as_completed([pool.submit(niqe_of_file, task) for task in todo]))
+        else:
+            results = map(niqe_of_file, todo)
         progress = tqdm(results, total=len(todo), unit='img', desc=f'NIQE {dataset.name}', file=sys.stderr)
         outcomes = ((path, {'niqe': value}, error) for path, value, error in progress)
         return _record_outcomes(dataset, cache, 'niqe', outcomes, flush_every)
     finally:
         if pool:
-            pool.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -282,11 +353,15 @@ def format_scores_csv(dataset: IQADataset, caches: Mapping[str, ScoreCache]) -> 
 
 
 def write_reports(output_dir: str, rows: Sequence[dict], settings: Mapping[str, object]) -> str:
-    """Write ``biqa_results.md`` and ``biqa_results.csv`` into ``output_dir``; returns the Markdown."""
+    """Write ``biqa_results.md`` and ``biqa_results.csv`` into ``output_dir`` (the old ones are replaced only
+    once both new ones are written); returns the Markdown."""
     metrics = list(dict.fromkeys(row['metric'] for row in rows))
     markdown = format_results_markdown(rows, metrics, settings)
-    write_text_atomically(os.path.join(output_dir, 'biqa_results.md'), markdown)
-    write_text_atomically(os.path.join(output_dir, 'biqa_results.csv'), format_results_csv(rows))
+    texts = {'biqa_results.md': markdown, 'biqa_results.csv': format_results_csv(rows)}
+    with atomic_paths([os.path.join(output_dir, name) for name in texts]) as temporaries:
+        for temporary, text in zip(temporaries, texts.values()):
+            with open(temporary, 'w', encoding='utf-8', newline='') as stream:
+                stream.write(text)
     return markdown
 
 
@@ -294,12 +369,14 @@ def write_reports(output_dir: str, rows: Sequence[dict], settings: Mapping[str, 
 # evaluation
 
 
-def dataset_options(name: str, koniq_resolution: str = '1024x768', koniq_score: str = 'MOS_zscore',
-                    live_dmos: str = 'realigned', spaq_short_side: Optional[int] = 512) -> Tuple[dict, Optional[int]]:
+def dataset_options(name: str, koniq_resolution: str = '1024x768', koniq_score: str = 'auto',
+                    live_dmos: str = 'realigned', spaq_short_side: Optional[int] = 512,
+                    koniq_split: str = 'all') -> Tuple[dict, Optional[int]]:
     """Loader options and the shorter-side resize (None: full resolution) of dataset ``name``;
     ``spaq_short_side`` 0 or None keeps SPAQ at full resolution."""
     if name == 'koniq10k':
-        return {'resolution': koniq_resolution, 'score_column': koniq_score}, None
+        options = {'resolution': koniq_resolution, 'score_column': koniq_score}
+        return ({**options, 'split': koniq_split} if koniq_split != 'all' else options), None
     if name == 'live':
         return {'dmos': live_dmos}, None
     if name == 'spaq':
@@ -324,17 +401,20 @@ def result_row(dataset: IQADataset, metric: str, cache: ScoreCache, options: Map
     predicted = np.array([cache.records[names[index]][metric] for index in scored])
     values = correlations(predicted, dataset.scores[scored], direction_sign(metric, dataset))
     direction = 'higher' if dataset.higher_better else 'lower'
-    choices = [f'{key}={value}' for key, value in options.items()] + [f'short_side={short_side or "full resolution"}']
+    resolved = {**options, **dataset.options}  # e.g. KonIQ's score_column 'auto' -> the column read
+    choices = [f'{key}={value}' for key, value in resolved.items()]
+    choices.append(f'short_side={short_side or "full resolution"}')
     return {'dataset': dataset.name, 'metric': metric, 'images': len(names), 'scored': len(scored), **values,
             'paper_srcc': PAPER_TABLE3[dataset.name][metric],
-            'subjective_score': f'{dataset.score_label} ({direction} is better)', 'options': '; '.join(choices)}
+            'subjective_score': f'{dataset.score_label} ({direction} is better; {dataset.score_source})',
+            'options': '; '.join(choices)}
 
 
 def evaluate(datasets: Sequence[Tuple[str, str]], output_dir: str, metrics: Sequence[str] = ('ddr', 'niqe'),
              ddr_factory: Optional[Callable[[], DDR]] = None, batch_size: int = 32, workers: int = 4,
-             niqe_workers: int = 0, koniq_resolution: str = '1024x768', koniq_score: str = 'MOS_zscore',
-             spaq_short_side: Optional[int] = 512,
-             live_dmos: str = 'realigned') -> Tuple[List[dict], List[Failure], Dict[str, str]]:
+             niqe_workers: int = 0, koniq_resolution: str = '1024x768', koniq_score: str = 'auto',
+             spaq_short_side: Optional[int] = 512, live_dmos: str = 'realigned',
+             koniq_split: str = 'all') -> Tuple[List[dict], List[Failure], Dict[str, str]]:
     """Score every dataset of ``datasets`` ((name, root) pairs) with every metric, resuming from the caches
     in ``output_dir``, and write ``scores_<dataset>.csv`` there; returns the report rows, the failures and
     the settings. ``ddr_factory`` builds the DDR (called only when 'ddr' is in ``metrics``)."""
@@ -353,13 +433,14 @@ def evaluate(datasets: Sequence[Tuple[str, str]], output_dir: str, metrics: Sequ
     settings['NIQE'] = 'basicsr.metrics.calculate_niqe (Y channel, crop_border 0)'
     rows, failures = [], []
     for name, root in datasets:
-        options, short_side = dataset_options(name, koniq_resolution, koniq_score, live_dmos, spaq_short_side)
+        options, short_side = dataset_options(name, koniq_resolution, koniq_score, live_dmos, spaq_short_side,
+                                              koniq_split)
         dataset = load_dataset(name, root, **options)
         caches = {}
         for metric in metrics:
             key = metric_settings(name, metric, options, short_side, ddr)
             cache_path = os.path.join(output_dir, 'cache', f'{name}-{metric}-{settings_hash(key)}.jsonl')
-            cache = caches[metric] = ScoreCache(cache_path, key)
+            cache = caches[metric] = ScoreCache(cache_path, key, metric)
             if metric == 'ddr':
                 failures += run_ddr(ddr, dataset, cache, short_side, batch_size, workers)
             else:
