@@ -27,7 +27,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_degradations: S
                              f'or names from --prompts); default: {",".join(default_degradations)}')
     parser.add_argument('--prompts', default=None, metavar='FILE',
                         help='YAML/JSON file {name: [degraded, clean]}: two words for the paper\'s template '
-                             '(Eq. 6) or two full sentences; without --degradations all its names are used')
+                             '(Eq. 6) or two full sentences; or a .pt prompt file of ddr-tune-prompts; without '
+                             '--degradations all its names are used')
     parser.add_argument('--model', default='ViT-B-32', help='open_clip model name (default: ViT-B-32, the paper\'s)')
     parser.add_argument('--pretrained', default=parse_pretrained(default_pretrained), type=parse_pretrained,
                         help=f'open_clip weights tag or local file (default: {default_pretrained}); '

@@ -314,6 +314,8 @@ def metric_settings(name: str, metric: str, options: Mapping, short_side: Option
     if metric == 'ddr':
         settings.update({'clip': ddr.clip_description, 'prompts': dict(ddr.prompts), 'precision': ddr.precision,
                          'adaptation': ddr.adaptation, 'distance': ddr.distance})
+        if ddr.learned_prompts is not None:
+            settings['learned_prompts'] = ddr.learned_prompts.digest
     return settings
 
 

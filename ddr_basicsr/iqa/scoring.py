@@ -15,7 +15,7 @@ import os
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import cv2
 import torch
@@ -169,8 +169,11 @@ def collect_inputs(inputs: Sequence[str], recursive: bool = False) -> List[Tuple
     return rows
 
 
-def load_prompts(path: str) -> Dict[str, List[str]]:
-    """Read a YAML or JSON mapping {degradation name: [degraded prompt, clean prompt]}."""
+def load_prompts(path: str) -> Union[str, Dict[str, List[str]]]:
+    """Read a YAML or JSON mapping {degradation name: [degraded prompt, clean prompt]}; a ``.pt`` file is a tuned
+    prompt file (``ddr-tune-prompts``), returned as its path for ``DDR(prompts=...)`` to read."""
+    if path.endswith('.pt'):
+        return path
     with open(path, encoding='utf-8') as handle:
         prompts = yaml.safe_load(handle)
     if not isinstance(prompts, dict) or not prompts:
@@ -194,7 +197,7 @@ def format_csv(results: Sequence[ImageScore], names: Sequence[str]) -> str:
 
 
 def build_ddr(model: str, pretrained: Optional[str], degradations: Optional[str],
-              prompts: Optional[Mapping[str, Sequence[str]]], device: Optional[str], precision: str,
+              prompts: Optional[Union[str, Mapping[str, Sequence[str]]]], device: Optional[str], precision: str,
               default_degradations: Sequence[str] = BIQA_DEGRADATIONS) -> DDR:
     """DDR from command-line values; without ``degradations`` and ``prompts``, ``default_degradations``
     (the paper's blind-IQA set {color, noise, blur, exposure} unless told otherwise)."""
