@@ -1,7 +1,7 @@
 """Command-line options shared by ``ddr-score`` and the evaluation scripts (no heavy imports: ``--help`` is fast)."""
 import argparse
 import os
-from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence, Tuple
 
 from ddr_basicsr.prompts import BIQA_DEGRADATIONS
 
@@ -39,6 +39,16 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_degradations: S
     parser.add_argument('--batch-size', type=int, default=32, help='images per encoder call (default: 32)')
     parser.add_argument('--workers', type=int, default=min(4, os.cpu_count() or 1),
                         help='image-decoding processes (0: decode in the main process; default: min(4, CPUs))')
+
+
+def parse_dataset_argument(text: str) -> Tuple[str, str]:
+    """``NAME=ROOT`` with NAME an IQA dataset of :data:`ddr_basicsr.data.iqa_datasets.LOADERS` (argparse type)."""
+    from ddr_basicsr.data.iqa_datasets import LOADERS
+
+    name, separator, root = text.partition('=')
+    if not separator or name not in LOADERS:
+        raise argparse.ArgumentTypeError(f'expected NAME=ROOT with NAME in {", ".join(LOADERS)}, got {text!r}')
+    return name, root
 
 
 def add_prepare_arguments(parser: argparse.ArgumentParser, default_crop_size: int, default_step: int) -> None:

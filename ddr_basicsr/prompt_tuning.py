@@ -70,12 +70,12 @@ class PatchFeatures:
 
     def subset(self, images: Tensor) -> 'PatchFeatures':
         """The features of ``images`` (indices), renumbered 0..len(images)-1 in that order."""
-        images = images.to(self.owners.device)
-        renumber = torch.full((self.count,), -1, dtype=torch.long, device=self.owners.device)
-        renumber[images] = torch.arange(len(images), device=self.owners.device)
+        device = self.owners.device
+        renumber = torch.full((self.count,), -1, dtype=torch.long, device=device)
+        renumber[images.to(device)] = torch.arange(len(images), device=device)
         keep = renumber[self.owners] >= 0
-        return PatchFeatures(self.features[keep], renumber[self.owners[keep]], self.targets[images.to(
-            self.targets.device)])
+        return PatchFeatures(self.features[keep], renumber[self.owners[keep]],
+                             self.targets[images.to(self.targets.device)])
 
     def to(self, device: torch.device) -> 'PatchFeatures':
         return PatchFeatures(self.features.to(device), self.owners.to(device), self.targets.to(device))
@@ -346,11 +346,11 @@ def run_protocol(ddr: DDR, train_dataset: IQADataset, eval_datasets: Sequence[IQ
     if ddr.learned_prompts is not None:
         raise ValueError('prompt tuning starts from hand-written prompts (names or a YAML/JSON file), not from a '
                          f'tuned prompt file ({ddr.learned_prompts.path})')
+    train_images, val_images = split_indices(len(train_dataset.items), settings.val_fraction, settings.seed)
     log = TuningLog(output_dir, progress)
     feature_folder = os.path.join(output_dir, 'features')
     everything = extract_features(ddr, train_dataset, feature_folder, short_side_of(train_dataset.name), workers,
                                   progress)
-    train_images, val_images = split_indices(everything.count, settings.val_fraction, settings.seed)
     log(f'tuning {settings.context} context vectors of {", ".join(ddr.prompts)} on {train_dataset.name}: '
         f'{len(train_images)} training / {len(val_images)} validation images; CLIP {ddr.clip_description} frozen')
     learner, history = tune_prompts(ddr, everything.subset(train_images), everything.subset(val_images), settings,

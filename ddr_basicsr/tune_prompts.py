@@ -11,21 +11,12 @@ data or model error.
 """
 import argparse
 import sys
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
-from ddr_basicsr.cli_options import CommandLineError, add_model_arguments, ddr_from_arguments
-from ddr_basicsr.data.iqa_datasets import LOADERS
+from ddr_basicsr.cli_options import CommandLineError, add_model_arguments, ddr_from_arguments, parse_dataset_argument
 from ddr_basicsr.score import report_error
 
 __all__ = ['build_parser', 'main']
-
-
-def parse_dataset(text: str) -> Tuple[str, str]:
-    """``NAME=ROOT`` with NAME a known IQA dataset."""
-    name, separator, root = text.partition('=')
-    if not separator or name not in LOADERS:
-        raise argparse.ArgumentTypeError(f'expected NAME=ROOT with NAME in {", ".join(LOADERS)}, got {text!r}')
-    return name, root
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,9 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog='ddr-tune-prompts', description=__doc__.split('\n\n')[0],
                                      epilog='Exit status: 0 done, 2 usage, data or model error.')
-    parser.add_argument('--train', required=True, type=parse_dataset, metavar='NAME=ROOT',
+    parser.add_argument('--train', required=True, type=parse_dataset_argument, metavar='NAME=ROOT',
                         help='dataset to tune on (split into training and validation images)')
-    parser.add_argument('--eval', action='append', default=[], type=parse_dataset, metavar='NAME=ROOT',
+    parser.add_argument('--eval', action='append', default=[], type=parse_dataset_argument, metavar='NAME=ROOT',
                         help='dataset to report SRCC on, hand-written vs tuned (repeatable)')
     parser.add_argument('--output-dir', required=True, help='prompt file, reports, log, feature cache and state')
     parser.add_argument('--context', default='per_degradation', choices=CONTEXTS,

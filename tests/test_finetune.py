@@ -8,7 +8,7 @@ import torch
 from basicsr.archs import build_network
 
 from ddr_basicsr import train as ddr_train
-from ddr_basicsr.host.options import load_yaml
+from ddr_basicsr.host.options import check_model_options, load_yaml
 from ddr_basicsr.option_files import FINETUNE_ITERS, FINETUNES
 from ddr_basicsr.pretrained import OFFICIAL_CHECKPOINTS, OfficialCheckpoint, fetch, run
 from tiny_training import logged_iterations, read_logs, write_options
@@ -48,18 +48,10 @@ def test_finetune_files_load_and_build_the_official_networks(stem):
     assert opt['path']['strict_load_g'] is True and opt['path']['param_key_g'] == 'params'
     assert opt['val']['val_at_start'] is True and opt['train']['total_iter'] == FINETUNE_ITERS
     assert ('ddr_opt' in opt['train']) == stem.endswith('_ddr')
+    check_model_options(opt, is_train=True)
     with torch.device('meta'):
         net = build_network(dict(opt['network_g']))
     assert [(name, tuple(t.shape)) for name, t in net.state_dict().items()] == official_entries(KEY_LISTS[key])
-
-
-@pytest.fixture()
-def one_thread():
-    """One intra-op thread: the 17M-parameter network trains several times faster on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_synthetic_official_checkpoint_loads_strictly_and_finetunes(width32_checkpoint, dataset_root, tiny_clip_path,
@@ -74,8 +66,8 @@ def test_synthetic_official_checkpoint_loads_strictly_and_finetunes(width32_chec
     opt['path']['pretrain_network_g'] = str(width32_checkpoint)
     opt['train'].update({'total_iter': 2, 'scheduler': {'type': 'TrueCosineAnnealingLR', 'T_max': 2, 'eta_min': 1e-7}})
     opt['train']['ddr_opt']['pretrained'] = tiny_clip_path
-    opt['val']['val_freq'] = 2
-    opt['logger'] = {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': False}
+    opt['val']['val_freq'] = 1000  # validated at iteration 0 and after the last one only
+    opt['logger'] = {'print_freq': 1, 'save_checkpoint_freq': 1000, 'use_tb_logger': False}
     options = write_options(tmp_path / 'finetune.yml', json.loads(json.dumps(opt)))  # plain dicts for safe_dump
     ddr_train.main(['-opt', options, '--root', str(tmp_path)])
 

@@ -10,18 +10,20 @@ import torch
 
 from ddr_basicsr.data.iqa_datasets import IQADataset
 from ddr_basicsr.ddr import DDR, text_directions
+from ddr_basicsr.iqa.evaluation import metric_settings
 from ddr_basicsr.iqa.scoring import load_prompts
 from ddr_basicsr.losses.ddr_loss import DDRLoss
 from ddr_basicsr.prompt_learning import PromptFileError, PromptLearner, load_prompt_file
 from ddr_basicsr.prompt_tuning import TuningSettings, ranking_loss, run_protocol
 from ddr_basicsr.prompts import BIQA_DEGRADATIONS, RESTORATION_DEGRADATIONS, resolve_prompts
 from ddr_basicsr.score import main as score_main
+from ddr_basicsr.tune_prompts import main as tune_main
 
 IMAGES = torch.rand(2, 3, 40, 56, generator=torch.Generator().manual_seed(0))
 
 
 @pytest.fixture(scope='module')
-def ddr(tiny_clip_path):
+def ddr(tiny_clip_path, one_thread):
     return DDR(pretrained=tiny_clip_path, degradations=BIQA_DEGRADATIONS, device='cpu')
 
 
@@ -40,19 +42,19 @@ def write_blur_dataset(root: Path, count: int = 24) -> IQADataset:
 
 
 @pytest.fixture(scope='module')
-def tuned_ddr(tuned, tiny_clip_path):
+def tuned_ddr(tuned, tiny_clip_path, one_thread):
     return DDR(pretrained=tiny_clip_path, prompts=tuned[0].prompt_file, device='cpu')
 
 
 @pytest.fixture(scope='module')
 def tuned(ddr, tmp_path_factory):
-    """Prompts tuned for 3 epochs on the synthetic blur dataset, with CLIP's state before and after."""
+    """Prompts tuned for 2 epochs on the synthetic blur dataset: (outcome, CLIP's state before, folder, dataset)."""
     folder = tmp_path_factory.mktemp('tuning')
     dataset = write_blur_dataset(folder / 'blur')
     clip_before = {name: tensor.clone() for name, tensor in ddr.clip.state_dict().items()}
     settings = TuningSettings(epochs=2, images_per_step=16, learning_rate=1e-2, patience=10, val_fraction=0.25)
     outcome = run_protocol(ddr, dataset, [dataset], str(folder / 'out'), settings, progress=False)
-    return outcome, clip_before, folder
+    return outcome, clip_before, folder, dataset
 
 
 @pytest.mark.parametrize('context', ['per_degradation', 'shared'])
@@ -78,7 +80,7 @@ def test_ranking_loss_prefers_agreeing_order():
 
 
 def test_tuning_raises_training_srcc_and_leaves_clip_alone(ddr, tuned):
-    outcome, clip_before, _ = tuned
+    outcome, clip_before = tuned[:2]
     history = outcome.history
     assert [record.epoch for record in history] == [0, 1, 2]
     assert max(record.train_srcc for record in history[1:]) > history[0].train_srcc + 0.3
@@ -91,8 +93,8 @@ def test_tuning_raises_training_srcc_and_leaves_clip_alone(ddr, tuned):
     assert '| synthblur | 24 |' in (folder / 'cross_dataset.md').read_text()
 
 
-def test_prompt_file_round_trips_into_ddr_and_the_loss(ddr, tuned, tuned_ddr, tiny_clip_path):
-    outcome, _, _ = tuned
+def test_prompt_file_round_trips_into_ddr_and_the_loss(ddr, tuned, tuned_ddr, tiny_clip_path, one_thread):
+    outcome = tuned[0]
     learned = load_prompt_file(outcome.prompt_file)
     assert list(learned.prompts) == list(BIQA_DEGRADATIONS) and learned.prompts == dict(ddr.prompts)
     assert learned.training['dataset'] == 'synthblur' and learned.training['images'] == 24
@@ -114,8 +116,8 @@ def test_prompt_file_round_trips_into_ddr_and_the_loss(ddr, tuned, tuned_ddr, ti
         learned.select(RESTORATION_DEGRADATIONS)  # what DDRLoss(prompts=file) with its default degradations does
 
 
-def test_backbone_mismatch_is_refused(tuned, tiny_clip_path, tmp_path):
-    outcome, _, _ = tuned
+def test_backbone_mismatch_is_refused(tuned, tiny_clip_path, tmp_path, one_thread):
+    outcome = tuned[0]
     state = torch.load(tiny_clip_path, weights_only=True)
     state['token_embedding.weight'] = state['token_embedding.weight'] * 1.5
     other = tmp_path / 'other_clip.pt'
@@ -128,8 +130,8 @@ def test_backbone_mismatch_is_refused(tuned, tiny_clip_path, tmp_path):
         load_prompt_file(not_prompts)
 
 
-def test_ddr_score_reads_a_tuned_prompt_file(tuned, tuned_ddr, tiny_clip_path, tmp_path):
-    outcome, _, folder = tuned
+def test_ddr_score_reads_a_tuned_prompt_file(tuned, tuned_ddr, tiny_clip_path, tmp_path, one_thread):
+    outcome, _, folder, _ = tuned
     assert load_prompts(outcome.prompt_file) == outcome.prompt_file
     image = str(folder / 'blur' / '000.png')
     output = tmp_path / 'scores.csv'
@@ -139,3 +141,27 @@ def test_ddr_score_reads_a_tuned_prompt_file(tuned, tuned_ddr, tiny_clip_path, t
     rgb = torch.from_numpy(cv2.imread(image)[:, :, ::-1].copy()).permute(2, 0, 1).float() / 255
     assert float(row['ddr']) == pytest.approx(float(tuned_ddr.quality(rgb[None])[0]), abs=1e-6)
     assert list(row)[2:6] == list(BIQA_DEGRADATIONS)
+
+
+def test_a_rerun_resumes_from_the_saved_state(ddr, tuned):
+    outcome, _, folder, dataset = tuned
+    with pytest.raises(ValueError, match='cannot be split'):
+        run_protocol(ddr, dataset, [], str(folder / 'other'), TuningSettings(val_fraction=0.05), progress=False)
+    first = load_prompt_file(outcome.prompt_file).context
+    settings = TuningSettings(epochs=2, images_per_step=16, learning_rate=1e-2, patience=10, val_fraction=0.25)
+    again = run_protocol(ddr, dataset, [], str(Path(outcome.prompt_file).parent), settings, progress=False)
+    summary = [(record.epoch, record.train_srcc, record.val_srcc) for record in outcome.history]
+    assert [(record.epoch, record.train_srcc, record.val_srcc) for record in again.history] == summary  # not retrained
+    assert 'resumed after epoch 2' in (Path(outcome.prompt_file).parent / 'tune_prompts.log').read_text()
+    assert torch.equal(load_prompt_file(again.prompt_file).context, first)
+
+
+def test_evaluation_cache_key_and_command_line_errors(ddr, tuned_ddr, capsys):
+    settings = metric_settings('livec', 'ddr', {}, None, tuned_ddr)
+    assert settings['learned_prompts'] == tuned_ddr.learned_prompts.digest
+    assert 'learned_prompts' not in metric_settings('livec', 'ddr', {}, None, ddr)
+    with pytest.raises(SystemExit):
+        tune_main(['--train', 'nope=somewhere', '--output-dir', 'x'])
+    assert "expected NAME=ROOT with NAME in csiq" in capsys.readouterr().err
+    assert tune_main(['--train', 'livec=/does/not/exist', '--output-dir', 'x']) == 2
+    assert 'ddr-tune-prompts: error: livec: dataset root folder not found: /does/not/exist' in capsys.readouterr().err
