@@ -156,6 +156,26 @@ def test_a_rerun_resumes_from_the_saved_state(ddr, tuned):
     assert torch.equal(load_prompt_file(again.prompt_file).context, first)
 
 
+def test_ddr_tune_prompts_command_on_a_dataset_in_its_official_layout(tuned, tiny_clip_path, tmp_path, capsys,
+                                                                      one_thread):
+    dataset = tuned[3]
+    root = tmp_path / 'tid2013'
+    (root / 'distorted_images').mkdir(parents=True)
+    lines = []
+    for path, mos in dataset.items:
+        (root / 'distorted_images' / Path(path).name).write_bytes(Path(path).read_bytes())
+        lines.append(f'{mos:.4f} {Path(path).name}')
+    (root / 'mos_with_names.txt').write_text('\n'.join(lines) + '\n')
+    output = tmp_path / 'out'
+    assert tune_main(['--train', f'tid2013={root}', '--eval', f'tid2013={root}', '--output-dir', str(output),
+                      '--pretrained', tiny_clip_path, '--device', 'cpu', '--workers', '0', '--epochs', '1',
+                      '--images-per-step', '16', '--val-fraction', '0.25', '--lr', '0.01', '--no-progress']) == 0
+    assert '| tid2013 | 24 |' in capsys.readouterr().out
+    learned = load_prompt_file(output / 'prompts.pt')
+    assert learned.training['dataset'] == 'tid2013' and learned.training['epochs_run'] == 1
+    assert list(learned.prompts) == list(BIQA_DEGRADATIONS)
+
+
 def test_evaluation_cache_key_and_command_line_errors(ddr, tuned_ddr, capsys):
     settings = metric_settings('livec', 'ddr', {}, None, tuned_ddr)
     assert settings['learned_prompts'] == tuned_ddr.learned_prompts.digest
