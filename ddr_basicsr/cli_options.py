@@ -11,6 +11,13 @@ if TYPE_CHECKING:
 
 #: ``DDR(precision=...)`` values (``ddr_basicsr.ddr.PRECISIONS``).
 PRECISION_CHOICES = ('fp32', 'bf16', 'fp16', 'auto')
+#: Default limits of the decoded image size, checked on the file's header before decoding (``--max-pixels``,
+#: ``--max-aspect-ratio``): 100 MP is 1.2 GB as float32; a long strip is scored as about one square patch per
+#: unit of its aspect ratio (a 16x60000 PNG of 2.9 MB would be 3751 CLIP inputs, 7.8 GB).
+DEFAULT_MAX_PIXELS = 100_000_000
+DEFAULT_MAX_ASPECT_RATIO = 32.0
+#: ``DDR(distance=...)`` values (``ddr_basicsr.ddr.DISTANCES``), the disparity M of Eq. 1.
+DISTANCE_CHOICES = ('cosine', 'l1', 'l2')
 
 
 def parse_pretrained(value: str) -> Optional[str]:
@@ -36,6 +43,12 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_degradations: S
     parser.add_argument('--device', default=None, help='cpu, cuda, cuda:1, ... (default: cuda when available)')
     parser.add_argument('--precision', default='fp32', choices=PRECISION_CHOICES,
                         help='image-encoder precision (default: fp32; auto: bf16 on a GPU, fp32 on a CPU)')
+    parser.add_argument('--no-adaptation', dest='adaptation', action='store_false',
+                        help='add the text direction T_d to the image feature as it is, without aligning its mean '
+                             'and std to the feature (Eq. 4 off: Table 8\'s "w/o adaptation" row)')
+    parser.add_argument('--distance', default='cosine', choices=DISTANCE_CHOICES,
+                        help='disparity between the feature and the degraded feature (Eq. 1): cosine (the '
+                             'paper\'s, 1 - cos), l1 or l2 (mean absolute / squared difference); default: cosine')
     parser.add_argument('--batch-size', type=int, default=32, help='images per encoder call (default: 32)')
     parser.add_argument('--workers', type=int, default=min(4, os.cpu_count() or 1),
                         help='image-decoding processes (0: decode in the main process; default: min(4, CPUs))')
@@ -104,7 +117,7 @@ def ddr_from_arguments(args: argparse.Namespace, default_degradations: Sequence[
     try:
         prompts = load_prompts(args.prompts) if args.prompts else None
         return build_ddr(args.model, args.pretrained, args.degradations, prompts, args.device, args.precision,
-                         default_degradations)
+                         default_degradations, adaptation=args.adaptation, distance=args.distance)
     except ClipWeightsError as error:
         raise CommandLineError(error.command_line_message()) from error
     except (OSError, ValueError, RuntimeError) as error:

@@ -12,14 +12,21 @@ Conversion rules (one place, used by ``ddr-score``, the BIQA benchmark and the d
 
 ``decode_image`` keeps 8-bit images without alpha as ``uint8`` (four times less data to move between
 processes and to the GPU); ``to_float`` maps any decoded tensor to float32 in [0, 1].
+
+Size limits: ``decode_image(path, max_pixels, max_aspect_ratio)`` reads the size from the file's header
+first (PIL, no pixel decoded) and raises :class:`ImageTooLargeError` for an image beyond a limit, so a small
+file that decodes to gigabytes is refused before it is decoded. The size of the decoded array is checked as
+well (formats whose header PIL cannot read).
 """
 import os
+import warnings
 from typing import Optional
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
 
 #: Extensions collected when a folder is scanned (compared case-insensitively).
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
@@ -32,6 +39,45 @@ def is_image_file(path: str) -> bool:
     return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
 
 
+class ImageTooLargeError(ValueError):
+    """An image beyond ``max_pixels`` or ``max_aspect_ratio``; the message names the file and the option."""
+
+
+def check_image_size(path: str, height: int, width: int, max_pixels: Optional[int] = None,
+                     max_aspect_ratio: Optional[float] = None) -> None:
+    """Raise :class:`ImageTooLargeError` when height x width exceeds a limit (None or 0: no limit)."""
+    pixels = height * width
+    if max_pixels and pixels > max_pixels:
+        raise ImageTooLargeError(f'{path}: {width}x{height} px is {pixels:,} pixels, more than the limit of '
+                                 f'{max_pixels:,} (--max-pixels)')
+    ratio = max(height, width) / max(1, min(height, width))
+    if max_aspect_ratio and ratio > max_aspect_ratio:
+        raise ImageTooLargeError(f'{path}: {width}x{height} px has an aspect ratio of {ratio:.1f}:1, more than the '
+                                 f'limit of {max_aspect_ratio:g}:1 (--max-aspect-ratio; DDR scores about one '
+                                 f'square patch per unit of ratio)')
+
+
+def check_image_header(path: str, max_pixels: Optional[int] = None, max_aspect_ratio: Optional[float] = None) -> None:
+    """:func:`check_image_size` with the size read from the header of ``path`` (PIL; nothing is decoded).
+
+    Files PIL cannot identify pass (their decoded size is checked after decoding). PIL refuses to open images
+    of more than 2 x ``Image.MAX_IMAGE_PIXELS`` pixels; they are refused here when ``max_pixels`` is below that.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+    except Image.DecompressionBombError as error:
+        if max_pixels and max_pixels <= 2 * (Image.MAX_IMAGE_PIXELS or 0):
+            raise ImageTooLargeError(f'{path}: {error} More than the limit of {max_pixels:,} pixels '
+                                     f'(--max-pixels); not decoded') from error
+        return
+    except (UnidentifiedImageError, OSError, ValueError):
+        return
+    check_image_size(path, height, width, max_pixels, max_aspect_ratio)
+
+
 def _to_unit_float(array: np.ndarray, path: str) -> np.ndarray:
     if array.dtype in _INTEGER_RANGES:
         return array.astype(np.float32) / _INTEGER_RANGES[array.dtype]
@@ -40,13 +86,16 @@ def _to_unit_float(array: np.ndarray, path: str) -> np.ndarray:
     raise ValueError(f'{path}: unsupported pixel type {array.dtype}; convert the image to 8 or 16 bits per channel')
 
 
-def decode_image(path: str) -> np.ndarray:
+def decode_image(path: str, max_pixels: Optional[int] = None, max_aspect_ratio: Optional[float] = None) -> np.ndarray:
     """Decode ``path`` to an (H, W, 3) RGB array: ``uint8`` for plain 8-bit images, float32 in [0, 1] otherwise.
 
-    Raises FileNotFoundError for a missing file and ValueError for an empty, corrupt or unsupported one.
+    Raises FileNotFoundError for a missing file, :class:`ImageTooLargeError` for an image beyond ``max_pixels``
+    or ``max_aspect_ratio`` (checked on the header before decoding) and ValueError for an empty, corrupt or
+    unsupported one.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'image file not found: {path}')
+    check_image_header(path, max_pixels, max_aspect_ratio)
     data = np.fromfile(path, dtype=np.uint8)  # works for any path encoding, unlike cv2.imread
     if data.size == 0:
         raise ValueError(f'{path}: the file is empty')
@@ -54,6 +103,7 @@ def decode_image(path: str) -> np.ndarray:
     if image is None:
         raise ValueError(f'{path}: cannot decode the file as an image (corrupt, truncated or not a '
                          f'PNG/JPEG/BMP/TIFF file)')
+    check_image_size(path, image.shape[0], image.shape[1], max_pixels, max_aspect_ratio)
     if image.ndim == 2:
         image = image[:, :, None]
     channels = image.shape[2]

@@ -2,6 +2,7 @@
 import copy
 import json
 import math
+import re
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -88,6 +89,34 @@ def test_nafnet_checkpoint_cross_loads_into_nafnet_local_via_basicsr(tmp_path: P
 def test_build_network_from_registry(opt: dict) -> None:
     net = build_network(dict(opt))
     assert type(net) is ARCH_CLASSES[opt['type']]
+
+
+def official_bias_true_layout(bias_free: List[Tuple[str, Tuple[int, ...]]]) -> List[Tuple[str, Tuple[int, ...]]]:
+    """The official Restormer(bias=True) state dict from its bias=False one: a bias after the weight of every
+    conv in the transformer blocks, of reduce_chan_level2/3, skip_conv and output; none on patch_embed.proj
+    (the official OverlapPatchEmbed is built without the flag) or the down/up-samplers."""
+    with_bias = re.compile(r'(\.(attn\.(qkv|qkv_dwconv|project_out)|ffn\.(project_in|dwconv|project_out))'
+                           r'|^(reduce_chan_level[23]|skip_conv|output))\.weight$')
+    entries = []
+    for name, shape in bias_free:
+        entries.append((name, shape))
+        if with_bias.search(name):
+            entries.append((name[:-len('weight')] + 'bias', shape[:1]))
+    return entries
+
+
+def test_restormer_bias_true_loads_the_official_layout_strictly() -> None:
+    _, kwargs, entries, _ = read_key_list(next(p for p in KEY_LISTS if p.name.startswith('Restormer-MotionDeblur')))
+    expected = official_bias_true_layout(entries)
+    with torch.device('meta'):
+        net = Restormer(**{**kwargs, 'bias': True})
+        official = {name: torch.empty(shape) for name, shape in expected}
+    assert [(name, tuple(t.shape)) for name, t in net.state_dict().items()] == expected
+    blocks = 2 * sum(kwargs['num_blocks']) - kwargs['num_blocks'][3] + kwargs['num_refinement_blocks']
+    assert len(expected) - len(entries) == 6 * blocks + 3  # 6 convs per block; reduce_chan_level2/3, output
+    assert net.load_state_dict(official, strict=True).unexpected_keys == []
+    tiny = Restormer(**TINY_RESTORMER, bias=True, dual_pixel_task=True, inp_channels=6)
+    assert 'patch_embed.proj.bias' not in tiny.state_dict() and tiny.state_dict()['skip_conv.bias'].shape == (16,)
 
 
 # --------------------------------------------------------------------------- NAFNet forward
@@ -268,11 +297,89 @@ def test_nafnet_local_train_mode_dtype_and_gradients() -> None:
     torch.testing.assert_close(double_out, eval_out.double(), rtol=1e-4, atol=1e-4)
 
 
-def test_nafnet_local_rejects_fast_imp_and_bad_train_size() -> None:
-    with pytest.raises(NotImplementedError, match='fast_imp=False'):
-        NAFNetLocal(**SMALL_NAFNET, fast_imp=True)
+def test_nafnet_local_rejects_a_bad_train_size() -> None:
     with pytest.raises(ValueError, match='train_size'):
         NAFNetLocal(**SMALL_NAFNET, train_size=(1, 3, 0, 256))
+
+
+def reference_fast_local_mean(x: torch.Tensor, kernel: Tuple[int, int], max_stride: Tuple[int, int]) -> torch.Tensor:
+    """TLC's fast implementation by its definition: global mean if the window covers the map; else keep every
+    r-th row / column (r: the largest of 1..5 dividing the side, capped at max_stride), average k1 x k2 windows
+    (k = min(subsampled side - 1, kernel // r)) at valid positions from the second row / column on, enlarge by
+    nearest-neighbour interpolation with factor r, replicate-pad back (floor top/left, ceil bottom/right)."""
+    height, width = x.shape[-2:]
+    if kernel[0] >= height and kernel[1] >= width:
+        return x.mean(dim=(2, 3), keepdim=True)
+    r1 = min(max_stride[0], max(r for r in range(1, 6) if height % r == 0))
+    r2 = min(max_stride[1], max(r for r in range(1, 6) if width % r == 0))
+    grid = x[..., ::r1, ::r2]
+    k1, k2 = min(grid.shape[-2] - 1, kernel[0] // r1), min(grid.shape[-1] - 1, kernel[1] // r2)
+    means = F.avg_pool2d(grid, (k1, k2), stride=1)[..., 1:, 1:]
+    enlarged = F.interpolate(means, scale_factor=(r1, r2), mode='nearest')
+    pad_h, pad_w = height - enlarged.shape[-2], width - enlarged.shape[-1]
+    return F.pad(enlarged, (pad_w // 2, (pad_w + 1) // 2, pad_h // 2, (pad_h + 1) // 2), mode='replicate')
+
+
+@pytest.mark.parametrize('size,kernel,max_stride', [
+    ((20, 30), (8, 12), (5, 5)),   # strides 5, 5
+    ((24, 18), (10, 7), (2, 5)),   # 4 capped to 2; 3
+    ((21, 26), (9, 30), (4, 4)),   # 3; 2 with the window covering the width
+    ((15, 16), (6, 6), (4, 4)),    # 5 capped to 4, which does not divide 15; 4
+    ((13, 17), (4, 6), (5, 5)),    # no divisor: stride 1
+])
+def test_fast_local_pool_matches_its_definition(size, kernel, max_stride) -> None:
+    x = random_image(2, 3, *size).double()
+    out = LocalAvgPool2d(kernel, fast_max_stride=max_stride)(x)
+    assert out.shape == x.shape
+    torch.testing.assert_close(out, reference_fast_local_mean(x, kernel, max_stride))
+
+
+def test_fast_local_pool_equals_the_exact_one_away_from_the_top_left_border() -> None:
+    """At stride 1 with even windows the fast means are the exact ones; the first kernel/2 rows and columns
+    differ (the fast version drops the windows that start at the first row / column)."""
+    x = random_image(1, 2, 19, 23).double()
+    exact = LocalAvgPool2d((6, 8))(x)
+    fast = LocalAvgPool2d((6, 8), fast_max_stride=(1, 1))(x)
+    torch.testing.assert_close(fast[..., 3:, 4:], exact[..., 3:, 4:])
+    assert not torch.allclose(fast[..., :3, :], exact[..., :3, :])
+    with pytest.raises(ValueError, match=r'fast_imp=True.*1x9.*fast_imp=False'):
+        LocalAvgPool2d((4, 4), fast_max_stride=(1, 1))(random_image(1, 2, 1, 9))
+
+
+def test_nafnet_local_fast_imp_builds_runs_and_pools_as_defined() -> None:
+    train_size = (1, 3, 32, 32)
+    plain, local = nafnet_pair(train_size, **SMALL_NAFNET)
+    fast = NAFNetLocal(**SMALL_NAFNET, train_size=train_size, fast_imp=True).eval()
+    fast.load_state_dict(plain.state_dict(), strict=True)
+    assert fast.fast_imp and pool_kernels(fast) == pool_kernels(local)
+    small = random_image(1, 3, 40, 44)  # within 1.5 x train size: global pooling, as NAFNet
+    with torch.no_grad():
+        assert torch.equal(fast(small), plain(small))
+    seen = {}  # as the official code: each pool's stride cap comes from the map it sees at train_size
+    for name, module in plain.named_modules():
+        if name.endswith('sca.0'):
+            module.register_forward_pre_hook(lambda m, args, name=name: seen.update({name: args[0].shape[-2:]}))
+    with torch.no_grad():
+        plain(torch.rand(train_size))
+    reference = copy.deepcopy(plain).double()
+    for name, kernel in pool_kernels(fast).items():
+        max_stride = tuple(max(1, 5 * side // 32) for side in seen[name])  # 5 / 2 / 1 from level 0 down
+        reference.get_submodule(name.rsplit('.', 1)[0])[0] = ReferenceFastPool(kernel, max_stride)
+    assert sorted(set(max(1, 5 * side[0] // 32) for side in seen.values())) == [1, 2, 5]
+    image = random_image(1, 3, 60, 90).double()  # padded to 60 x 92; strides (5, 4), (2, 2), (1, 1)
+    with torch.no_grad():
+        out = fast.double()(image)
+        torch.testing.assert_close(out, reference(image))
+        assert (out - local.double()(image)).abs().max() > 1e-6  # an approximation, not the exact TLC
+
+
+class ReferenceFastPool(torch.nn.Module):
+    def __init__(self, kernel: Tuple[int, int], max_stride: Tuple[int, int]) -> None:
+        super().__init__()
+        self.kernel, self.max_stride = kernel, max_stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return reference_fast_local_mean(x, self.kernel, self.max_stride)
 
 
 # --------------------------------------------------------------------------- Restormer

@@ -116,17 +116,58 @@ def test_loss_weight_scales_a_loss_built_through_build_loss(images, name):
     assert values[0] > 0 and values[1] == pytest.approx(0.25 * values[0], rel=1e-5)
 
 
-def test_contextual_formula_matches_a_direct_computation():
+def authors_contextual_loss(feat_x, feat_y, band_width=0.5, eps=1e-5, distance_scale=0.5):
+    """The authors' CX per image, in float64 NumPy, step by step, for (B, C, N) output / target features:
+    centre both by the target's mean over the batch, unit vectors, d = (1 - cos) * distance_scale (theirs: 1/2),
+    d~ = d / (min over the target index + eps), w = exp((1 - d~) / h) normalised over the target index,
+    max over the output index, mean over the target index, -log."""
+    x, y = np.asarray(feat_x, dtype=np.float64), np.asarray(feat_y, dtype=np.float64)
+    centre = y.mean(axis=(0, 2), keepdims=True)
+    x, y = x - centre, y - centre
+    x, y = x / np.linalg.norm(x, axis=1, keepdims=True), y / np.linalg.norm(y, axis=1, keepdims=True)
+    distance = (1 - np.einsum('bci,bcj->bij', x, y)) * distance_scale
+    relative = distance / (distance.min(axis=2, keepdims=True) + eps)
+    weights = np.exp((1 - relative) / band_width)
+    cx = weights / weights.sum(axis=2, keepdims=True)
+    return -np.log(cx.max(axis=1).mean(axis=1))
+
+
+def test_contextual_matches_the_authors_formula_at_batch_two():
     generator = torch.Generator().manual_seed(2)
-    feat_x, feat_y = torch.randn(2, 8, 30, generator=generator), torch.randn(2, 8, 30, generator=generator)
-    centre = feat_y.mean(dim=2, keepdim=True)
-    x, y = F.normalize(feat_x - centre, dim=1), F.normalize(feat_y - centre, dim=1)
-    distance = 1 - torch.einsum('bci,bcj->bij', x, y)
-    relative = distance / (distance.min(dim=2, keepdim=True).values + 1e-5)
-    weights = torch.exp((1 - relative) / 0.5)
-    cx = weights / weights.sum(dim=2, keepdim=True)
-    expected = -torch.log(cx.max(dim=1).values.mean(dim=1))
-    torch.testing.assert_close(contextual_loss_per_image(feat_x, feat_y, band_width=0.5), expected)
+    feat_x = torch.randn(2, 8, 30, generator=generator, dtype=torch.float64)
+    feat_y = torch.randn(2, 8, 30, generator=generator, dtype=torch.float64)
+    feat_y[1, :4] += 1.5  # the two targets have different means: per-image centring would differ
+    ours = contextual_loss_per_image(feat_x, feat_y).numpy()
+    np.testing.assert_allclose(ours, authors_contextual_loss(feat_x, feat_y), rtol=1e-5)
+    one_at_a_time = np.array([contextual_loss_per_image(feat_x[i:i + 1], feat_y[i:i + 1]).item() for i in range(2)])
+    assert np.abs(one_at_a_time / ours - 1).max() > 0.01  # the batch enters through the centre
+
+
+def test_contextual_matches_the_authors_formula_near_the_target():
+    """Output features within ~1% of the target's: (1 - cos) / 2 with eps = 1e-5 sets the value here."""
+    generator = torch.Generator().manual_seed(5)
+    positions = torch.arange(40, dtype=torch.float64)
+    offsets = torch.randn(2, 8, 1, generator=generator, dtype=torch.float64)
+    phases = 3 * torch.randn(2, 8, 1, generator=generator, dtype=torch.float64)
+    feat_y = offsets + torch.sin(positions / 6 + phases)  # smooth: neighbouring target vectors are alike
+    feat_x = feat_y + 0.012 * torch.randn(feat_y.shape, generator=generator, dtype=torch.float64)
+    ours = contextual_loss_per_image(feat_x, feat_y).numpy()
+    expected = authors_contextual_loss(feat_x, feat_y)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5)
+    assert expected.min() > 1e-7
+    unhalved = authors_contextual_loss(feat_x, feat_y, distance_scale=1.0)
+    assert np.abs(unhalved / expected - 1).max() > 0.5  # 1 - cos with the same eps is another loss here
+
+
+def test_contextual_module_applies_the_formula_to_vgg_features(images):
+    torch.manual_seed(0)
+    loss = ContextualLoss(layer_weights=SHALLOW, pretrained=False)
+    output = torch.cat([images['noisy'], images['blurred']])[..., :16, :16]
+    target = torch.cat([images['clean'], images['clean'].flip(-1)])[..., :16, :16]
+    with torch.no_grad():
+        value = loss(output, target).item()
+        feat_x, feat_y = (loss.vgg(batch)['relu1_2'].flatten(2) for batch in (output, target))
+    assert value == pytest.approx(authors_contextual_loss(feat_x, feat_y).mean(), rel=1e-5)
 
 
 def test_contextual_loss_stays_finite_with_a_tiny_band_width(images):

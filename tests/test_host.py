@@ -93,10 +93,13 @@ def _resume_options(root, auto_resume, resume_state=None):
 
 def test_auto_resume_looks_under_the_root_not_the_cwd(tmp_path, monkeypatch):
     states = tmp_path / 'root' / 'experiments' / 'run' / 'training_states'
+    models = states.parent / 'models'
     states.mkdir(parents=True)
+    models.mkdir()
     for iteration in (3, 6):
         torch.save({'iter': iteration, 'epoch': 1, 'optimizers': [{'w': torch.ones(2)}], 'schedulers': []},
                    states / f'{iteration}.state')
+        torch.save({'params': {}}, models / f'net_g_{iteration}.pth')
     elsewhere = tmp_path / 'elsewhere'
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)

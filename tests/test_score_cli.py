@@ -1,8 +1,11 @@
 """The ``ddr-score`` command and its batched scoring engine (tiny random CLIP, CPU)."""
 import argparse
 import csv
+import importlib.util
 import io
+import json
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -79,7 +82,10 @@ def test_cli_scores_a_folder_reports_the_broken_file_and_exits_1(tiny_clip_path,
         for name, value in expected.items():
             assert float(row[name]) == pytest.approx(value, abs=1e-6)
         assert float(row['ddr']) == pytest.approx(np.mean(list(expected.values())), abs=1e-6)
-    assert not [name for name in os.listdir(output.parent) if name != 'scores.csv']  # no temp file left
+    assert sorted(os.listdir(output.parent)) == ['scores.csv', 'scores.csv.settings.json']  # no temp file or shard
+    settings = json.loads((output.parent / 'scores.csv.settings.json').read_text())
+    assert settings['adaptation'] is True and settings['distance'] == 'cosine'
+    assert settings['columns'] == ['color', 'noise', 'blur', 'exposure'] and settings['max_pixels'] == 100_000_000
 
 
 def test_cli_stdout_globs_degradations_and_custom_prompts(tiny_clip_path, tiny_ddr, image_folder, tmp_path, capsys):
@@ -200,3 +206,28 @@ def test_cli_prompt_errors_name_the_prompts_file(image_folder, tmp_path, tiny_cl
     prompts.write_text('haze: [hazy]\n')
     status = main([str(image_folder), '--prompts', str(prompts), '--pretrained', tiny_clip_path, '--device', 'cpu'])
     assert status == 2 and capsys.readouterr().err.startswith(f'ddr-score: error: --prompts {prompts}: ')
+
+
+def _script_parser(name):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / 'scripts' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build_parser()
+
+
+def test_no_adaptation_and_distance_reach_ddr_and_are_recorded(tiny_clip_path, tiny_ddr, image_folder, tmp_path):
+    output = tmp_path / 'scores.csv'
+    assert main([str(image_folder / 'img0.png'), '-o', str(output), '--no-adaptation', '--distance', 'l1',
+                 '--pretrained', tiny_clip_path, '--device', 'cpu', '--workers', '0', '--no-progress']) == 0
+    row = _read_csv(output.read_text())[0]
+    ablation = DDR(pretrained=tiny_clip_path, degradations=BIQA_DEGRADATIONS, device='cpu', adaptation=False,
+                   distance='l1')
+    image = read_image(row['path'])[None]
+    assert float(row['ddr']) == pytest.approx(float(ablation.quality(image)), abs=1e-6)
+    assert abs(float(row['ddr']) - float(tiny_ddr.quality(image))) > 1e-3  # not the paper's cosine with Eq. 4
+    settings = json.loads((tmp_path / 'scores.csv.settings.json').read_text())
+    assert settings['adaptation'] is False and settings['distance'] == 'l1'
+    eval_args = _script_parser('eval_biqa').parse_args(['--dataset', 'csiq=x', '--output-dir', 'o', '--no-adaptation',
+                                                        '--distance', 'l2'])
+    assert eval_args.adaptation is False and eval_args.distance == 'l2'
+    assert _script_parser('eval_biqa').parse_args(['--dataset', 'csiq=x', '--output-dir', 'o']).adaptation is True

@@ -205,7 +205,7 @@ def test_help_shows_root_in_the_usage(capsys):
     with pytest.raises(SystemExit):
         ddr_train.main(['--help'])
     out = capsys.readouterr().out
-    assert out.startswith('usage: ddr-train [--root DIR] -opt OPT') and '--auto_resume' in out
+    assert out.startswith('usage: ddr-train [--root DIR] [--skip-data-check] -opt OPT') and '--auto_resume' in out
 
 
 def test_split_root_argument(tmp_path, monkeypatch):

@@ -4,9 +4,9 @@ import re
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-import cv2
-import numpy as np
 import yaml
+
+from ddr_basicsr.data.synthetic import write_synthetic_pairs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_NAFNET = {'type': 'NAFNet', 'width': 8, 'enc_blk_nums': [1, 1], 'middle_blk_num': 1, 'dec_blk_nums': [1, 1]}
@@ -15,19 +15,7 @@ TINY_NAFNET = {'type': 'NAFNet', 'width': 8, 'enc_blk_nums': [1, 1], 'middle_blk
 def write_paired_dataset(root: Path, scale: int = 1) -> Path:
     """8 train and 2 val pairs of 48x48 gt PNGs (smooth random images); lq is a Gaussian blur of gt (scale 1)
     or its bicubic downscale by ``scale``."""
-    rng = np.random.default_rng(0)
-    for split, count in (('train', 8), ('val', 2)):
-        for sub in ('gt', 'lq'):
-            (root / split / sub).mkdir(parents=True)
-        for index in range(count):
-            gt = cv2.resize(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8), (48, 48), interpolation=cv2.INTER_CUBIC)
-            if scale == 1:
-                lq = cv2.GaussianBlur(gt, (5, 5), 1.2)
-            else:
-                lq = cv2.resize(gt, (48 // scale, 48 // scale), interpolation=cv2.INTER_CUBIC)
-            cv2.imwrite(str(root / split / 'gt' / f'{index:03d}.png'), gt)
-            cv2.imwrite(str(root / split / 'lq' / f'{index:03d}.png'), lq)
-    return root
+    return write_synthetic_pairs(root, {'train': 8, 'val': 2}, size=48, scale=scale)
 
 
 def make_options(dataset_root: Path, clip_path: str, name: str = 'tiny') -> dict:

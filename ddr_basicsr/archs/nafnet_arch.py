@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from ddr_basicsr.archs.layers import ChannelLayerNorm, LocalAvgPool2d, simple_gate
+from ddr_basicsr.archs.layers import FAST_TLC_STRIDES, ChannelLayerNorm, LocalAvgPool2d, simple_gate
 
 NAFNET_NORM_EPS = 1e-6
 
@@ -136,12 +136,12 @@ class NAFNetLocal(NAFNet):
     1.5 * train size (after padding) therefore give exactly NAFNet's output; larger inputs use
     local means. The pooling is the same in train and eval mode (as in the official code); with
     training crops <= 1.5 * train_size it is global. State dicts are identical to NAFNet's.
+    ``fast_imp=True`` is the official faster approximation of the local means: each pool subsamples its map
+    by a stride capped at max(1, 5 * feature size at ``train_size`` // train size), that is 5 / 2 / 1 / 1 / 1
+    from the top level down for 256 crops (see ``subsampled_box_mean``).
     """
 
     def __init__(self, *args, train_size: Sequence[int] = (1, 3, 256, 256), fast_imp: bool = False, **kwargs) -> None:
-        if fast_imp:
-            raise NotImplementedError('NAFNetLocal(fast_imp=True), the subsampled TLC approximation, is not '
-                                      'implemented; use fast_imp=False (the default, used by all official configs).')
         super().__init__(*args, **kwargs)
         if len(train_size) < 2 or min(train_size[-2:]) < 1:
             raise ValueError(f'train_size must end with positive (H, W), e.g. (1, 3, 256, 256); got {train_size}')
@@ -149,6 +149,10 @@ class NAFNetLocal(NAFNet):
         train_h, train_w = self.train_size[-2:]
         base_h, base_w = int(1.5 * train_h), int(1.5 * train_w)
         padded_h, padded_w = self.padded_size(train_h, train_w)
+        self.fast_imp = bool(fast_imp)
         for level, block in self.blocks_by_level():
             feature_h, feature_w = padded_h >> level, padded_w >> level
-            block.sca[0] = LocalAvgPool2d((feature_h * base_h // train_h, feature_w * base_w // train_w))
+            max_stride = (max(1, FAST_TLC_STRIDES[0] * feature_h // train_h),
+                          max(1, FAST_TLC_STRIDES[0] * feature_w // train_w))
+            block.sca[0] = LocalAvgPool2d((feature_h * base_h // train_h, feature_w * base_w // train_w),
+                                          fast_max_stride=max_stride if fast_imp else None)

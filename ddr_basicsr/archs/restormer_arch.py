@@ -89,11 +89,12 @@ class TransformerBlock(nn.Module):
 
 
 class OverlapPatchEmbed(nn.Module):
-    """3x3 conv embedding (key ``patch_embed.proj``)."""
+    """3x3 conv embedding (key ``patch_embed.proj``), without bias whatever Restormer's ``bias``:
+    the official model never passes its ``bias`` flag here, so its checkpoints have no ``patch_embed.proj.bias``."""
 
-    def __init__(self, in_channels: int, dim: int, bias: bool) -> None:
+    def __init__(self, in_channels: int, dim: int) -> None:
         super().__init__()
-        self.proj = nn.Conv2d(in_channels, dim, 3, padding=1, bias=bias)
+        self.proj = nn.Conv2d(in_channels, dim, 3, padding=1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(x)
@@ -127,7 +128,9 @@ class Restormer(nn.Module):
 
     Level widths are dim * (1, 2, 4, 8); the first decoder level and the refinement stage run at
     2 * dim on [upsampled, encoder-1] features. With ``dual_pixel_task`` a 1x1 ``skip_conv`` of the
-    embedded input replaces the image residual. H and W must be multiples of
+    embedded input replaces the image residual. ``bias`` adds biases to the convolutions of the transformer
+    blocks, ``reduce_chan_level2/3``, ``skip_conv`` and ``output``, as officially (not to ``patch_embed`` or the
+    down/up-samplers). H and W must be multiples of
     :attr:`size_multiple` (8); callers reflect-pad bottom/right and crop, as the official test code does.
     """
 
@@ -152,7 +155,7 @@ class Restormer(nn.Module):
                                    for _ in range(count)))
 
         dim2, dim4, dim8 = 2 * dim, 4 * dim, 8 * dim
-        self.patch_embed = OverlapPatchEmbed(inp_channels, dim, bias)
+        self.patch_embed = OverlapPatchEmbed(inp_channels, dim)
         self.encoder_level1 = stage(dim, num_blocks[0], heads[0])
         self.down1_2 = Downsample(dim)
         self.encoder_level2 = stage(dim2, num_blocks[1], heads[1])

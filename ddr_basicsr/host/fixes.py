@@ -27,20 +27,21 @@ import sys
 import sysconfig
 from collections import OrderedDict
 from os import path as osp
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import basicsr
 import basicsr.test as basicsr_test
 import basicsr.train as basicsr_train
 import torch
 import torch.distributed as dist
+from basicsr.data import build_dataloader as stock_build_dataloader
 from basicsr.models.base_model import BaseModel
 from basicsr.utils import check_resume, dist_util, get_root_logger, options
 from basicsr.utils import logger as basicsr_logger
 from torch import nn
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
-from ddr_basicsr.host import tell
+from ddr_basicsr.host import checkpoints, preemption, preflight, resume, tell
 from ddr_basicsr.host.options import check_options, ordered_yaml, parse_force_yml_value, set_test_defaults
 
 STOCK_PARSE_OPTIONS = options.parse_options
@@ -84,20 +85,40 @@ def choose_root(root_path: str) -> str:
 
 
 def _patch_running_train_script() -> None:
-    """Give a stock ``basicsr/train.py`` run as ``__main__`` (its own copy of the module) our resume loader."""
+    """Give a stock ``basicsr/train.py`` run as ``__main__`` (its own copy of the module) our training fixes."""
     main = sys.modules.get('__main__')
     if main is not None and callable(getattr(main, 'train_pipeline', None)) and hasattr(main, 'load_resume_state'):
-        main.load_resume_state = load_resume_state
+        _patch_train_module(main)
+
+
+def _patch_train_module(module: Any) -> None:
+    """The names BasicSR's ``train_pipeline`` looks up in its own module that the fixes replace."""
+    module.load_resume_state = load_resume_state
+    module.EnlargedSampler = resume.ResumableSampler
+    module.build_dataloader = build_dataloader
+
+
+def _take_flag(flag: str) -> bool:
+    """Remove ``flag`` from ``sys.argv`` (BasicSR's argparse does not know it); return whether it was there."""
+    present = flag in sys.argv[1:]
+    if present:
+        sys.argv = [sys.argv[0], *(arg for arg in sys.argv[1:] if arg != flag)]
+    return present
 
 
 def parse_options(root_path: str, is_train: bool = True) -> Tuple[dict, Any]:
     """Drop-in for ``basicsr.utils.options.parse_options``: BasicSR's parsing, then the checks of every route.
 
     The safe YAML loader and ``--force_yml`` parser are installed by ``apply``; the root folder is chosen by
-    ``choose_root``; ``check_options`` runs before anything is written; test runs get ``val`` defaults.
+    ``choose_root``; ``check_options``, the weights and (training, unless ``--skip-data-check``) the data
+    pre-flight run before anything is written; test runs get ``val`` defaults.
     """
+    skip_data_check = _take_flag(preflight.SKIP_DATA_CHECK_FLAG)
     opt, args = STOCK_PARSE_OPTIONS(choose_root(root_path), is_train=is_train)
     check_options(opt, is_train)
+    preflight.resolve_weights(opt, is_train)
+    if is_train and not skip_data_check:
+        preflight.check_data(opt)
     if not is_train:
         set_test_defaults(opt)
     _patch_running_train_script()
@@ -106,11 +127,8 @@ def parse_options(root_path: str, is_train: bool = True) -> Tuple[dict, Any]:
 
 def latest_training_state(folder: str) -> Optional[str]:
     """Path of the ``<iter>.state`` file with the largest iteration in ``folder`` (None if there is none)."""
-    if not osp.isdir(folder):
-        return None
-    iters = [int(name[:-len('.state')]) for name in os.listdir(folder)
-             if name.endswith('.state') and name[:-len('.state')].isdigit()]
-    return osp.join(folder, f'{max(iters)}.state') if iters else None
+    states = checkpoints.training_states(folder)
+    return states[0][1] if states else None
 
 
 def _state_map_location(opt: dict) -> torch.device:
@@ -143,15 +161,31 @@ def _report_fresh_start(opt: dict) -> None:
              f'{osp.dirname(osp.dirname(other))})')
 
 
-def load_resume_state(opt: dict) -> Optional[dict]:
-    """Drop-in for ``basicsr.train.load_resume_state`` that works without CUDA.
+def _network_labels(opt: dict) -> List[str]:
+    """``g`` for ``network_g`` and so on: the ``net_<label>_<iter>.pth`` files a state is resumed with."""
+    return [key[len('network_'):] for key in opt if key.startswith('network_')]
 
-    With ``--auto_resume`` the newest state in ``opt['path']['training_states']`` (under the root
-    path) is used; otherwise ``path.resume_state`` if set. Returns None when there is nothing to resume.
+
+def load_resume_state(opt: dict) -> Optional[dict]:
+    """Drop-in for ``basicsr.train.load_resume_state`` that works without CUDA and skips damaged states.
+
+    With ``--auto_resume`` the newest state in ``opt['path']['training_states']`` (under the root path) that
+    loads, and whose network files load, is used; damaged newer ones are named and skipped, and leftovers of an
+    interrupted checkpoint write are removed. Otherwise ``path.resume_state`` if set. Returns None when there is
+    nothing to resume. Installs the SIGTERM/SIGINT handlers of :mod:`.preemption`.
     """
+    preemption.install_stop_handlers()
     if opt['auto_resume']:
-        state_path = latest_training_state(opt['path']['training_states'])
+        states_folder, models_folder = opt['path']['training_states'], opt['path']['models']
+        for folder in (states_folder, models_folder):
+            for name in checkpoints.remove_unfinished_files(folder):
+                tell(f'--auto_resume: removed {osp.join(folder, name)}, an unfinished checkpoint of an interrupted run')
+        state_path = checkpoints.newest_readable_state(states_folder, models_folder, _network_labels(opt), tell)
         if state_path is None:
+            if checkpoints.training_states(states_folder):
+                raise RuntimeError(f'--auto_resume: no training state in {osp.abspath(states_folder)} can be read '
+                                   '(see the messages above); restore one from a backup, or move the folder away '
+                                   'to start again at iteration 0')
             _report_fresh_start(opt)
             return None
         opt['path']['resume_state'] = state_path
@@ -162,8 +196,12 @@ def load_resume_state(opt: dict) -> Optional[dict]:
     if not osp.isfile(state_path):
         raise FileNotFoundError(f"path.resume_state: training state '{state_path}' does not exist "
                                 f'(relative paths are resolved against the current directory {os.getcwd()})')
+    reason = checkpoints.unreadable_reason(state_path)
+    if reason is not None:
+        raise RuntimeError(f"path.resume_state: training state '{state_path}' cannot be read: {reason}")
     resume_state = torch.load(state_path, map_location=_state_map_location(opt), weights_only=True)
     check_resume(opt, resume_state['iter'])
+    tell(f"resuming from {state_path} (iteration {resume_state['iter']})")
     return resume_state
 
 
@@ -195,7 +233,112 @@ def load_network(self: BaseModel, net: nn.Module, load_path: str, strict: bool =
     state_dict = OrderedDict((key[len('module.'):] if key.startswith('module.') else key, value)
                              for key, value in checkpoint.items())
     self._print_different_keys_loading(net, state_dict, strict)
-    net.load_state_dict(state_dict, strict=strict)
+    try:
+        net.load_state_dict(state_dict, strict=strict)
+    except RuntimeError as error:
+        raise ValueError(f"'{load_path}' does not fit the network built from the options "
+                         f"({net.__class__.__name__}): {str(error).splitlines()[0]} ... When resuming, network_g "
+                         'must stay as it was when the run started.') from error
+
+
+def save_network(self: BaseModel, net: Any, net_label: str, current_iter: int, param_key: Any = 'params') -> None:
+    """Drop-in for ``BaseModel.save_network``: atomic, durable, finite weights only, and a failure is an error."""
+    if self.opt.get('rank', 0) != 0:
+        return
+    nets = net if isinstance(net, list) else [net]
+    keys = param_key if isinstance(param_key, list) else [param_key]
+    if len(nets) != len(keys):
+        raise ValueError(f'save_network: {len(nets)} networks but {len(keys)} param keys')
+    suffix = 'latest' if current_iter == -1 else current_iter
+    save_path = osp.join(self.opt['path']['models'], f'{net_label}_{suffix}.pth')
+    save_dict = {}
+    for one_net, key in zip(nets, keys):
+        state_dict = OrderedDict((name[len('module.'):] if name.startswith('module.') else name, value.cpu())
+                                 for name, value in self.get_bare_model(one_net).state_dict().items())
+        checkpoints.check_finite_state_dict(state_dict, f'{save_path} [{key}]')
+        save_dict[key] = state_dict
+    checkpoints.write_checkpoint(save_dict, save_path)
+
+
+def save_training_state(self: BaseModel, epoch: int, current_iter: int) -> None:
+    """Drop-in for ``BaseModel.save_training_state``: also the random generators of every rank and the data
+    geometry (for exact resume); written atomically by rank 0; a failure is an error."""
+    if current_iter == -1:
+        return
+    rng_states = resume.gather_rng_states()
+    if self.opt.get('rank', 0) != 0:
+        return
+    state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
+             'schedulers': [s.state_dict() for s in self.schedulers], 'rng_states': rng_states,
+             'data_geometry': resume.TRAINING.data_geometry()}
+    checkpoints.write_checkpoint(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+
+SCHEDULER_PROGRESS_KEYS = ('last_epoch', '_step_count', '_last_lr', '_get_lr_called_within_step', '_is_initial')
+OPTIMIZER_PROGRESS_KEYS = ('params', 'lr')
+
+
+def _differences(saved: Dict[str, Any], from_options: Dict[str, Any], progress_keys: Tuple[str, ...]) -> Dict:
+    return {key: (saved.get(key), value) for key, value in from_options.items()
+            if key not in progress_keys and key in saved and str(saved[key]) != str(value)}
+
+
+def resume_training(self: BaseModel, resume_state: dict) -> None:
+    """Drop-in for ``BaseModel.resume_training``: the options' schedule wins, exact progress is restored.
+
+    Optimizer and scheduler states are loaded, then the hyper-parameters the option file sets (scheduler
+    ``periods``, ``milestones``, ``T_max``, base learning rates, optimizer ``betas``, ``weight_decay``, ...) are
+    taken from the options, continued at the saved iteration, with one log line per change. The random
+    generators and the sampler position are restored by :func:`.resume.restore_progress`.
+    """
+    state_path = self.opt['path'].get('resume_state') or 'the training state'
+    for kind, saved, current in (('optimizers', resume_state['optimizers'], self.optimizers),
+                                 ('schedulers', resume_state['schedulers'], self.schedulers)):
+        if len(saved) != len(current):
+            raise resume.ResumeMismatchError(f'{state_path} holds {len(saved)} {kind}, the options make '
+                                             f'{len(current)}; resume with the option file it was saved with')
+    logger = get_root_logger()
+    fresh_groups = [[{k: v for k, v in group.items() if k != 'params'} for group in o.param_groups]
+                    for o in self.optimizers]
+    fresh_schedulers = [s.state_dict() for s in self.schedulers]
+    for optimizer, saved, groups in zip(self.optimizers, resume_state['optimizers'], fresh_groups):
+        optimizer.load_state_dict(saved)
+        for index, (group, from_options) in enumerate(zip(optimizer.param_groups, groups)):
+            for key, (old, new) in _differences(group, from_options, OPTIMIZER_PROGRESS_KEYS).items():
+                logger.info(f'resume: optimizer param group {index}: {key} {old} -> {new} (from the options)')
+                group[key] = new
+    for scheduler, saved, from_options in zip(self.schedulers, resume_state['schedulers'], fresh_schedulers):
+        changes = _differences(saved, from_options, SCHEDULER_PROGRESS_KEYS)
+        for key, (old, new) in changes.items():
+            logger.info(f'resume: {type(scheduler).__name__}.{key} {old} -> {new} (from the options)')
+        scheduler.load_state_dict({**saved, **{key: from_options[key] for key in changes}})
+    resume.restore_progress(resume_state, self.opt.get('rank', 0), state_path)
+
+
+STOCK_UPDATE_LEARNING_RATE = BaseModel.update_learning_rate
+STOCK_VALIDATION = BaseModel.validation
+
+
+def update_learning_rate(self: BaseModel, current_iter: int, warmup_iter: int = -1) -> None:
+    """BasicSR calls this first in every iteration: a pending stop signal saves iteration ``current_iter - 1``."""
+    if preemption.stop_requested():
+        preemption.save_and_stop(self, current_iter - 1)
+    STOCK_UPDATE_LEARNING_RATE(self, current_iter, warmup_iter)
+
+
+def validation(self: BaseModel, dataloader: Any, current_iter: int, tb_logger: Any, save_img: bool = False) -> None:
+    """BasicSR's validation, with the random generators put back afterwards (it must not change training)."""
+    with resume.rng_states_kept():
+        STOCK_VALIDATION(self, dataloader, current_iter, tb_logger, save_img)
+
+
+def build_dataloader(dataset: Any, dataset_opt: dict, num_gpu: int = 1, dist: bool = False, sampler: Any = None,
+                     seed: Optional[int] = None) -> torch.utils.data.DataLoader:
+    """Drop-in for ``basicsr.data.build_dataloader``: the training loader is resumable (see :mod:`.resume`)."""
+    if dataset_opt.get('phase') == 'train':
+        return resume.build_train_dataloader(stock_build_dataloader, dataset, dataset_opt, num_gpu, dist, sampler,
+                                             seed)
+    return stock_build_dataloader(dataset, dataset_opt, num_gpu=num_gpu, dist=dist, sampler=sampler, seed=seed)
 
 
 def resolve_dist_backend(requested: str = 'nccl') -> str:
@@ -259,6 +402,11 @@ def apply() -> None:
     options.parse_options = parse_options
     basicsr_train.parse_options = parse_options
     basicsr_test.parse_options = parse_options
-    basicsr_train.load_resume_state = load_resume_state
+    _patch_train_module(basicsr_train)
     BaseModel.model_to_device = model_to_device
     BaseModel.load_network = load_network
+    BaseModel.save_network = save_network
+    BaseModel.save_training_state = save_training_state
+    BaseModel.resume_training = resume_training
+    BaseModel.update_learning_rate = update_learning_rate
+    BaseModel.validation = validation

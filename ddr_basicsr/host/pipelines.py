@@ -12,9 +12,11 @@ from contextlib import contextmanager
 from os import path as osp
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
-ROOT_HELP = ('usage: {program} [--root DIR] -opt OPT [BasicSR\'s options below]\n\n'
-             '  --root DIR   experiments/, tb_logger/ and results/ are created under DIR (default: the current '
-             'directory)\n\nEvery other option is BasicSR\'s:')
+ROOT_HELP = ('usage: {program} [--root DIR] [--skip-data-check] -opt OPT [BasicSR\'s options below]\n\n'
+             '  --root DIR         experiments/, tb_logger/ and results/ are created under DIR (default: the '
+             'current directory)\n'
+             '  --skip-data-check  do not open every training/validation image before training starts\n\n'
+             'Every other option is BasicSR\'s:')
 
 
 def split_root_argument(argv: Sequence[str], program: str = 'ddr-train') -> Tuple[str, List[str]]:

@@ -30,7 +30,7 @@ from ddr_basicsr.atomic_files import write_text_atomically
 from ddr_basicsr.data.iqa_datasets import IQADataset, load_dataset
 from ddr_basicsr.ddr import DDR
 from ddr_basicsr.image_io import decode_image, resize_short_side, to_tensor
-from ddr_basicsr.iqa.scoring import iter_quality_scores
+from ddr_basicsr.iqa.scoring import ddr_settings, iter_quality_scores
 
 __all__ = ['METRIC_HIGHER_BETTER', 'PAPER_TABLE3', 'Failure', 'ScoreCache', 'correlations', 'dataset_options',
            'direction_sign', 'evaluate', 'format_number', 'format_results_csv', 'format_results_markdown',
@@ -312,10 +312,7 @@ def metric_settings(name: str, metric: str, options: Mapping, short_side: Option
     """Everything the per-image scores of ``metric`` on dataset ``name`` depend on (the cache key)."""
     settings = {'dataset': name, 'metric': metric, 'loader_options': dict(options), 'short_side': short_side}
     if metric == 'ddr':
-        settings.update({'clip': ddr.clip_description, 'prompts': dict(ddr.prompts), 'precision': ddr.precision,
-                         'adaptation': ddr.adaptation, 'distance': ddr.distance})
-        if ddr.learned_prompts is not None:
-            settings['learned_prompts'] = ddr.learned_prompts.digest
+        settings.update(ddr_settings(ddr))
     return settings
 
 
@@ -351,7 +348,8 @@ def evaluate(datasets: Sequence[Tuple[str, str]], output_dir: str, metrics: Sequ
     settings = {'metrics': ', '.join(metrics)}
     if ddr is not None:
         settings.update({'DDR model': ddr.clip_description, 'DDR degradations': ', '.join(ddr.degradation_names),
-                         'DDR precision': ddr.precision, 'device': str(ddr.device)})
+                         'DDR precision': ddr.precision, 'DDR adaptation (Eq. 4)': 'on' if ddr.adaptation else 'off',
+                         'DDR distance': ddr.distance, 'device': str(ddr.device)})
     settings['NIQE'] = 'basicsr.metrics.calculate_niqe (Y channel, crop_border 0)'
     rows, failures = [], []
     for name, root in datasets:

@@ -9,6 +9,7 @@ degradation set; higher = better quality), one column per degradation (DDR_d wit
 
 """
 import csv
+import fnmatch
 import glob
 import io
 import os
@@ -23,6 +24,7 @@ import yaml
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ddr_basicsr.cli_options import DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_PIXELS
 from ddr_basicsr.ddr import DDR
 from ddr_basicsr.image_io import decode_image, is_image_file, resize_short_side, to_float, to_tensor
 from ddr_basicsr.prompts import BIQA_DEGRADATIONS
@@ -45,20 +47,30 @@ class ImageScore:
 
 
 class ImageFiles(Dataset):
-    """Decodes ``paths[index]`` to (index, (3, H, W) uint8/float32 tensor or None, error message)."""
+    """Decodes ``paths[index]`` to (index, (3, H, W) uint8/float32 tensor or None, error message); images beyond
+    ``max_pixels`` / ``max_aspect_ratio`` are refused from their header (:func:`~ddr_basicsr.image_io.decode_image`).
+    """
 
-    def __init__(self, paths: Sequence[str], short_side: Optional[int] = None):
+    def __init__(self, paths: Sequence[str], short_side: Optional[int] = None,
+                 max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
+                 max_aspect_ratio: Optional[float] = DEFAULT_MAX_ASPECT_RATIO):
         self.paths = list(paths)
         self.short_side = short_side
+        self.max_pixels = max_pixels
+        self.max_aspect_ratio = max_aspect_ratio
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> Tuple[int, Optional[torch.Tensor], str]:
+        path = self.paths[index]
         try:
-            image = resize_short_side(to_tensor(decode_image(self.paths[index])), self.short_side)
+            image = decode_image(path, self.max_pixels, self.max_aspect_ratio)
+            image = resize_short_side(to_tensor(image), self.short_side)
         except (OSError, ValueError, cv2.error) as error:
             return index, None, str(error)
+        except MemoryError:
+            return index, None, f'{path}: out of memory while decoding; lower --max-pixels or free memory'
         return index, image, ''
 
 
@@ -86,6 +98,12 @@ def _score_group(ddr: DDR, paths: Sequence[str], group: List[Tuple[int, torch.Te
         responses = score_images(ddr, [image for _, image in group])
     except ValueError as error:  # e.g. an image too small for DDR: every image of the group has its size
         return [ImageScore(index, paths[index], error=str(error)) for index, _ in group]
+    except torch.OutOfMemoryError:
+        if len(group) > 1:  # try the images one at a time
+            return [result for member in group for result in _score_group(ddr, paths, [member])]
+        index, image = group[0]
+        return [ImageScore(index, paths[index], error=f'{paths[index]}: out of memory scoring {image.shape[2]}x'
+                                                      f'{image.shape[1]} px; use --short-side or a lower --max-pixels')]
     names = list(responses)
     matrix = torch.stack([responses[name] for name in names], dim=1).float().cpu()
     quality = matrix.mean(dim=1)  # Eq. 7
@@ -94,18 +112,22 @@ def _score_group(ddr: DDR, paths: Sequence[str], group: List[Tuple[int, torch.Te
 
 
 def iter_quality_scores(ddr: DDR, paths: Sequence[str], batch_size: int = 32, workers: int = 4,
-                        short_side: Optional[int] = None, progress: bool = True,
-                        description: str = 'DDR') -> Iterator[ImageScore]:
+                        short_side: Optional[int] = None, progress: bool = True, description: str = 'DDR',
+                        max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
+                        max_aspect_ratio: Optional[float] = DEFAULT_MAX_ASPECT_RATIO) -> Iterator[ImageScore]:
     """Score every file of ``paths``; yields one :class:`ImageScore` per path, in completion order.
 
     ``workers`` decoding processes (0: decode in this process); ``short_side`` resizes each image so its
-    shorter side is at most that many pixels (:func:`~ddr_basicsr.image_io.resize_short_side`).
+    shorter side is at most that many pixels (:func:`~ddr_basicsr.image_io.resize_short_side`). A file
+    beyond ``max_pixels`` or ``max_aspect_ratio`` (None: no limit) and an image that runs out of memory get
+    an error row; the others are scored.
     """
     if batch_size < 1:
         raise ValueError(f'batch_size must be at least 1, got {batch_size}')
     if workers < 0:
         raise ValueError(f'workers must be 0 or more, got {workers}')
-    loader = DataLoader(ImageFiles(paths, short_side), batch_size=DECODE_CHUNK, shuffle=False, num_workers=workers,
+    files = ImageFiles(paths, short_side, max_pixels, max_aspect_ratio)
+    loader = DataLoader(files, batch_size=DECODE_CHUNK, shuffle=False, num_workers=workers,
                         collate_fn=stack_by_size,
                         prefetch_factor=max(2, -(-batch_size // (workers * DECODE_CHUNK))) if workers else None)
     groups: Dict[Tuple[int, ...], List[Tuple[int, torch.Tensor]]] = defaultdict(list)
@@ -143,30 +165,101 @@ def _has_wildcard(text: str) -> bool:
     return any(char in text for char in '*?[')
 
 
-def collect_inputs(inputs: Sequence[str], recursive: bool = False) -> List[Tuple[str, str]]:
-    """Expand files, folders and glob patterns into (path, problem) rows in the given order.
+def _walk_files(top: str, recursive: bool) -> Iterator[Tuple[str, str]]:
+    """(path, real path) of the files in folder ``top`` (and its sub-folders when ``recursive``), hidden names
+    skipped. Symlinked folders are followed, but each real folder is entered once, so a symlink loop ends."""
+    visited = set()
+    pending = [(top, os.path.realpath(top))]
+    while pending:
+        folder, real_folder = pending.pop()
+        if real_folder in visited:
+            continue
+        visited.add(real_folder)
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # unreadable, or vanished while walking
+            continue
+        for entry in entries:
+            if entry.name.startswith('.'):
+                continue
+            try:
+                real = os.path.realpath(entry.path) if entry.is_symlink() else os.path.join(real_folder, entry.name)
+                if entry.is_dir():  # False for a symlink loop, which is skipped
+                    if recursive:
+                        pending.append((entry.path, real))
+                elif entry.is_file():
+                    yield entry.path, real
+            except OSError:
+                continue
 
-    Folders give their image files (:data:`~ddr_basicsr.image_io.IMAGE_EXTENSIONS`), sorted, including
-    sub-folders when ``recursive``. Explicit files are kept whatever their extension. ``problem`` is
-    empty, or says why the row cannot be scored (a pattern matching nothing, an empty folder).
+
+def _matches(names: Sequence[str], parts: Sequence[str]) -> bool:
+    """Glob match of path components ``names`` against pattern components ``parts`` ('**': any number of them)."""
+    if not parts:
+        return not names
+    if parts[0] == '**':
+        return any(_matches(names[start:], parts[1:]) for start in range(len(names) + 1))
+    return bool(names) and fnmatch.fnmatchcase(names[0], parts[0]) and _matches(names[1:], parts[1:])
+
+
+def _glob_files(pattern: str) -> Iterator[Tuple[str, str]]:
+    """(path, real path) of the files matching ``pattern``; a recursive '**' pattern is matched while walking
+    its fixed leading folder with :func:`_walk_files` (glob.glob follows symlink loops without end)."""
+    parts = pattern.split(os.sep)
+    if '**' not in parts:
+        yield from ((path, os.path.realpath(path)) for path in glob.glob(pattern) if os.path.isfile(path))
+        return
+    fixed = next(index for index, part in enumerate(parts) if _has_wildcard(part))
+    top = os.sep.join(parts[:fixed]) or ('.' if fixed == 0 else os.sep)
+    for path, real in _walk_files(top, recursive=True):
+        names = os.path.relpath(path, top).split(os.sep)
+        if _matches(names, parts[fixed:]):
+            yield (os.path.relpath(path) if fixed == 0 else path), real
+
+
+def collect_input_rows(inputs: Sequence[str], recursive: bool = False) -> List[Tuple[str, str, str]]:
+    """Expand files, folders and glob patterns into (path, real path, problem) rows in the given order.
+
+    Folders give their image files (:data:`~ddr_basicsr.image_io.IMAGE_EXTENSIONS`, hidden names skipped),
+    sorted, including sub-folders when ``recursive`` (symlinked folders are followed, each real folder once).
+    Explicit files are kept whatever their extension. A file reached twice (the same real path: repeated
+    entries, symlinks) is listed once, where it first appears. ``problem`` is empty, or says why the row
+    cannot be scored (a pattern matching nothing, an empty folder).
     """
-    rows: List[Tuple[str, str]] = []
+    rows: List[Tuple[str, str, str]] = []
     for item in inputs:
         if os.path.isdir(item):
-            pattern = os.path.join(glob.escape(item), '**', '*') if recursive else os.path.join(glob.escape(item), '*')
-            found = sorted(path for path in glob.glob(pattern, recursive=recursive)
-                           if os.path.isfile(path) and is_image_file(path))
-            rows.extend((path, '') for path in found)
+            found = sorted((path, real) for path, real in _walk_files(item, recursive) if is_image_file(path))
+            rows.extend((path, real, '') for path, real in found)
             if not found:
-                rows.append((item, 'no image file in this folder' + ('' if recursive else ' (try --recursive)')))
+                problem = 'no image file in this folder' + ('' if recursive else ' (try --recursive)')
+                rows.append((item, os.path.realpath(item), problem))
         elif _has_wildcard(item) and not os.path.exists(item):
-            found = sorted(path for path in glob.glob(item, recursive=True) if os.path.isfile(path))
-            rows.extend((path, '') for path in found)
+            found = sorted(_glob_files(item))
+            rows.extend((path, real, '') for path, real in found)
             if not found:
-                rows.append((item, 'no file matches this pattern'))
+                rows.append((item, item, 'no file matches this pattern'))
         else:
-            rows.append((item, ''))
-    return rows
+            rows.append((item, os.path.realpath(item), ''))
+    seen = set()
+    unique = []
+    for row in rows:
+        if row[1] not in seen:
+            seen.add(row[1])
+            unique.append(row)
+    return unique
+
+
+def collect_inputs(inputs: Sequence[str], recursive: bool = False) -> List[Tuple[str, str]]:
+    """(path, problem) rows of :func:`collect_input_rows`."""
+    return [(path, problem) for path, _, problem in collect_input_rows(inputs, recursive)]
+
+
+def read_path_list(path: str) -> List[str]:
+    """The entries of a ``--files-from`` file: one path (or folder, or glob pattern) a line, UTF-8; line
+    endings stripped, empty lines skipped."""
+    with open(path, encoding='utf-8') as handle:
+        return [line for line in handle.read().splitlines() if line]
 
 
 def load_prompts(path: str) -> Union[str, Dict[str, List[str]]]:
@@ -198,10 +291,22 @@ def format_csv(results: Sequence[ImageScore], names: Sequence[str]) -> str:
 
 def build_ddr(model: str, pretrained: Optional[str], degradations: Optional[str],
               prompts: Optional[Union[str, Mapping[str, Sequence[str]]]], device: Optional[str], precision: str,
-              default_degradations: Sequence[str] = BIQA_DEGRADATIONS) -> DDR:
+              default_degradations: Sequence[str] = BIQA_DEGRADATIONS, adaptation: bool = True,
+              distance: str = 'cosine') -> DDR:
     """DDR from command-line values; without ``degradations`` and ``prompts``, ``default_degradations``
-    (the paper's blind-IQA set {color, noise, blur, exposure} unless told otherwise)."""
+    (the paper's blind-IQA set {color, noise, blur, exposure} unless told otherwise). ``adaptation=False`` is
+    Table 8's "w/o adaptation" row (no Eq. 4); ``distance`` the disparity M of Eq. 1 (the paper: cosine)."""
     if degradations is None and not prompts:
         degradations = ','.join(default_degradations)
     return DDR(model=model, pretrained=pretrained, degradations=degradations, prompts=prompts, device=device,
-               precision=precision)
+               precision=precision, adaptation=adaptation, distance=distance)
+
+
+def ddr_settings(ddr: DDR) -> Dict[str, object]:
+    """What the scores of ``ddr`` depend on, as JSON values: the CLIP model, the prompts, the precision, the
+    adaptation (Eq. 4) and the distance (Eq. 1)."""
+    settings = {'clip': ddr.clip_description, 'prompts': dict(ddr.prompts), 'precision': ddr.precision,
+                'adaptation': ddr.adaptation, 'distance': ddr.distance}
+    if ddr.learned_prompts is not None:  # tuned vectors change the scores, not the prompt sentences
+        settings['learned_prompts'] = ddr.learned_prompts.digest
+    return settings

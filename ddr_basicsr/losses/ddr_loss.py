@@ -14,6 +14,11 @@ from ddr_basicsr.prompts import RESTORATION_DEGRADATIONS
 class DDRLoss(nn.Module):
     """loss_weight × (−DDR) of the network output (Eq. 8: L_rec − λ_d·DDR; λ_d = ``loss_weight``).
 
+    DDR here is the mean of DDR_d over the degradation set D (Eq. 7), as in the authors' code, where Eq. 8
+    writes the sum over D: the two differ by the factor |D| (3 for the default D = {color, content, blur}),
+    so this loss with ``loss_weight`` λ equals the paper's sum with λ / |D|: the mean only rescales λ_d.
+    The option files pair the paper's λ_d = 2.0 with the mean, which is what the authors' module returns.
+
     No reference is needed: ``forward(pred, target=None, weight=None)`` ignores ``target`` so the loss fits
     slots that pass (output, gt). DDR scores whole images, so ``weight`` is one weight per image, (N,) or
     (N, 1, 1, 1); ``reduction`` ``none`` gives one value per image. The frozen CLIP lives in this module, never

@@ -57,6 +57,11 @@ def _ddr_options(kwargs: Mapping) -> dict:
     return {name: kwargs[name] for name in names if name in kwargs}
 
 
+def resolve_weights(**kwargs) -> None:
+    """Load the CLIP weights a ``calculate_ddr`` block needs (called before a run writes anything)."""
+    get_ddr(**_ddr_options(kwargs))
+
+
 @METRIC_REGISTRY.register()
 def calculate_ddr(img: np.ndarray, img2: Optional[np.ndarray] = None, input_order: str = 'HWC',
                   **kwargs) -> float:
@@ -90,3 +95,7 @@ def calculate_ddr_pt(img: torch.Tensor, img2: Optional[torch.Tensor] = None, **k
     """Blind-IQA DDR of RGB images (N, 3, H, W) in [0, 1]; returns a float tensor (N,). ``img2`` is ignored."""
     ddr = get_ddr(**_ddr_options(kwargs))
     return ddr.quality(img.float()).to(img.device)
+
+
+calculate_ddr.resolve_weights = resolve_weights
+calculate_ddr_pt.resolve_weights = resolve_weights

@@ -13,6 +13,10 @@ Added for the official NAFNet / Restormer recipes: any ``torch.optim`` optimizer
 reflect-padding of validation inputs to a multiple of ``val.window_size`` (or ``network_g.window_size``).
 For fine-tuning, ``val.val_at_start: true`` validates the starting network before the first iteration of a
 fresh run (BasicSR 1.4.2's loop validates only every ``val_freq`` iterations), logged as iteration 0.
+
+A NaN/Inf loss term or network output stops training before the update with the iteration and the term
+(:class:`NonFiniteLossError`); ``train.max_nonfinite_skips: N`` skips up to N such steps instead, counted in
+the log as ``nonfinite_skips``.
 """
 import math
 from collections import OrderedDict
@@ -72,6 +76,10 @@ def check_numeric_options(section: str, values: dict) -> None:
                 continue
             raise TypeError(f"{section}.{name} is the string {value!r}: YAML 1.1 reads '1e-3' as text; "
                             f'write !!float {value} or a mantissa with a dot (1.0e-3)')
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term (or the network output) became NaN/Inf; raised before the update, so no weight is changed."""
 
 
 class ProgressiveSchedule:
@@ -159,6 +167,8 @@ class RestorationModel(SRModel):
         self.grad_clip_norm = float(train_opt.get('grad_clip_norm', 0.01))
         self.autocast_dtype = self._parse_mixed_precision(train_opt.get('mixed_precision'))
         self.progressive = ProgressiveSchedule.from_options(self.opt)
+        self.max_nonfinite_skips = int(train_opt.get('max_nonfinite_skips', 0))
+        self.nonfinite_skips = 0
         self.setup_optimizers()
         self.setup_schedulers()
 
@@ -264,14 +274,42 @@ class RestorationModel(SRModel):
         with self._autocast():
             output = self.net_g(self.lq)
         self.output = output.float()
-        loss_dict = self.compute_losses(self.output, gt)
+        try:
+            loss_dict = self.compute_losses(self.output, gt)
+        except ValueError as error:  # a loss that checks its input (DDRLoss) refuses a non-finite output
+            if bool(torch.isfinite(self.output).all()):
+                raise
+            self._on_nonfinite(current_iter, f'the network output holds NaN/Inf ({error})')
+            return
+        if not bool(torch.isfinite(loss_dict['l_total'])):
+            values = ', '.join(f'{name} = {float(value.detach()):.4g}' for name, value in loss_dict.items())
+            culprits = [name for name, value in loss_dict.items() if name != 'l_total' and not torch.isfinite(value)]
+            self._on_nonfinite(current_iter, f"the loss term {', '.join(culprits) or 'l_total'} is not finite "
+                                             f'({values})')
+            return
         loss_dict['l_total'].backward()
         if self.use_grad_clip:
             torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), self.grad_clip_norm)
         self.optimizer_g.step()
         self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.max_nonfinite_skips:
+            self.log_dict['nonfinite_skips'] = self.nonfinite_skips
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
+
+    def _on_nonfinite(self, current_iter: int, what: str) -> None:
+        """Skip this step (``train.max_nonfinite_skips`` not used up) or stop with :class:`NonFiniteLossError`."""
+        self.optimizer_g.zero_grad()
+        if self.nonfinite_skips < self.max_nonfinite_skips:
+            self.nonfinite_skips += 1
+            get_root_logger().warning(f'iter {current_iter}: {what}; step skipped ({self.nonfinite_skips} of at most '
+                                      f'train.max_nonfinite_skips = {self.max_nonfinite_skips})')
+            return
+        raise NonFiniteLossError(
+            f'iteration {current_iter}: {what}. Training stopped before the update: no checkpoint holds non-finite '
+            'weights and the newest saved one stays the one --auto_resume uses. Lower train.optim_g.lr, set '
+            'use_grad_clip: true, or set train.max_nonfinite_skips: N to skip up to N such steps'
+            f'{f" (all {self.max_nonfinite_skips} skips are used up)" if self.max_nonfinite_skips else ""}.')
 
     def test(self) -> None:
         """Inference in fp32 with the EMA network when there is one, padded as ``forward_padded`` says."""

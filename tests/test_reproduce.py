@@ -1,0 +1,343 @@
+"""scripts/reproduce.py (ddr_basicsr.paper) end to end on miniature datasets, in-process: every sub-command writes
+its table / figure with the paper's numbers beside ours; the reference CPBD, ICNet's layout and weight errors."""
+import csv
+import functools
+import math
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from scipy.io import savemat
+
+from ddr_basicsr import ddr as ddr_module
+from ddr_basicsr.iqa import scoring
+from ddr_basicsr.iqa.evaluation import PAPER_TABLE3
+from ddr_basicsr.paper import cli, cpbd, crops, fig1, fig7, icnet, table2, table3
+from ddr_basicsr.paper.common import ModelChoice
+from ddr_basicsr.paper.numbers import TABLE3, TABLE8
+from test_iqa_datasets import LIVE_FOLDERS, WRITERS, write_image
+
+LIVE_IMAGES = ['gblur/img1.bmp', 'gblur/img2.bmp', 'gblur/img3.bmp', 'gblur/img4.bmp', 'jpeg/img1.bmp']
+
+
+def write_live_blur(root):
+    """LIVE with four Gaussian-blur images and one JPEG image (the other 977 entries are reference copies)."""
+    names = [f'{folder}/img{k}.bmp' for folder, count in LIVE_FOLDERS for k in range(1, count + 1)]
+    orgs = np.array([[0 if name in LIVE_IMAGES else 1 for name in names]], dtype=np.float64)
+    dmos = np.linspace(10, 80, len(names))[None]
+    os.makedirs(root, exist_ok=True)
+    savemat(os.path.join(root, 'dmos_realigned.mat'), {'dmos_new': dmos, 'dmos_std': dmos, 'orgs': orgs})
+    for seed, name in enumerate(LIVE_IMAGES):
+        write_image(os.path.join(root, name), seed, (32, 40))
+
+
+@pytest.fixture(autouse=True, scope='module')
+def small_and_fast():
+    """Every DDR of this module shares one load of the tiny CLIP (frozen, so sharing is safe: ~1 s per DDR saved),
+    and torch uses one thread: these models are tiny, and on a shared 2-core machine two threads run ~5x slower."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(ddr_module, 'load_clip', functools.lru_cache()(ddr_module.load_clip))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    patch.undo()
+
+
+@pytest.fixture(scope='module')
+def small_icnet():
+    """A randomly initialised ICNet at the authors' size1/size2 made small (64/32 px): the parameters of theirs."""
+    return icnet.ICNet(input_size=64, context_size=32).eval().requires_grad_(False)
+
+
+@pytest.fixture(scope='module')
+def roots(tmp_path_factory):
+    base = tmp_path_factory.mktemp('datasets')
+    write_live_blur(str(base / 'live'))
+    for name in ('livec', 'tid2013', 'koniq10k'):
+        WRITERS[name](str(base / name), (32, 40))
+    WRITERS['csiq'](str(base / 'csiq'), (64, 64))
+    return {name: str(base / name) for name in ('live', 'livec', 'tid2013', 'koniq10k', 'csiq')}
+
+
+def _root_args(roots):
+    return [argument for name, root in roots.items() for argument in ('--root', f'{name}={root}')]
+
+
+def _clip_args(tiny_clip_path):
+    return ['--pretrained', tiny_clip_path, '--device', 'cpu', '--workers', '0', '--batch-size', '8']
+
+
+def _model(tiny_clip_path):
+    return ModelChoice(pretrained=tiny_clip_path, device='cpu', workers=0, batch_size=8)
+
+
+def _rows(path):
+    with open(path, newline='') as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture()
+def scored(monkeypatch):
+    """Number of images that reach a DDR model."""
+    count = []
+    original = scoring.score_images
+
+    def counting(ddr, images):
+        count.extend(images)
+        return original(ddr, images)
+
+    monkeypatch.setattr(scoring, 'score_images', counting)
+    return count
+
+
+def test_table1_sweeps_the_blur_subset_and_resumes(roots, tiny_clip_path, tmp_path, capsys, scored):
+    arguments = ['table1', '--output-dir', str(tmp_path), '--sigmas', '1,4', *_root_args(roots),
+                 *_clip_args(tiny_clip_path)]
+    assert cli.main(arguments) == 0
+    assert len(scored) == 2 * 4  # two levels x the four gblur images (the JPEG image is not in the subset)
+    printed = capsys.readouterr().out
+    assert '| HOSA (quoted) |  | 0.9540 |  |' in printed and 'σ = 4 px' in printed
+    rows = _rows(tmp_path / 'table1.csv')
+    ddr_rows = [row for row in rows if row['Method'].startswith('DDR_blur')]
+    assert len(ddr_rows) == 2 and all(row['SRCC (paper)'] == '0.988000' for row in ddr_rows)
+    for row in ddr_rows:
+        assert float(row['Difference']) == pytest.approx(float(row['SRCC (ours)']) - 0.988, abs=2e-6)
+    assert sum('(optimal)' in row['Method'] for row in ddr_rows) == 1
+    assert 'ω_d grid (σ, px): 1, 4' in (tmp_path / 'table1.md').read_text()
+    assert cli.main(arguments) == 0
+    assert len(scored) == 8  # resumed from the cache: nothing scored again
+
+
+def test_fig2_histograms_low_optimal_high_and_adaptive(roots, tiny_clip_path, tmp_path):
+    assert cli.main(['fig2', '--output-dir', str(tmp_path), '--sigmas', '0.5,8', *_root_args(roots),
+                     *_clip_args(tiny_clip_path)]) == 0
+    rows = {row['DDR']: row for row in _rows(tmp_path / 'fig2.csv')}
+    assert set(rows) == {'low', 'optimal', 'high', 'adaptive', 'all σ: 0.5 px', 'all σ: 8 px'}
+    assert 'σ = 0.5 px' in rows['low']['setting'] and 'σ = 8 px' in rows['high']['setting']
+    assert 'adaptation on' in rows['adaptive']['setting']
+    assert cv2.imread(str(tmp_path / 'fig2.png')) is not None
+    assert 'Paper (no values printed): Fig. 2' in (tmp_path / 'fig2.md').read_text()
+
+
+def test_fig1_lpips_of_two_images(roots, tmp_path):
+    report = fig1.fig1(roots, str(tmp_path), sigma=3.0, pretrained=False)
+    report.write(str(tmp_path))
+    rows = _rows(tmp_path / 'fig1.csv')
+    assert [row['image'] for row in rows] == ['10.bmp', '100.bmp'] and all(float(row['LPIPS l(x, x_d)']) > 0
+                                                                           for row in rows)
+    assert cv2.imread(str(tmp_path / 'fig1.png')) is not None
+    assert 'trunk weights: random' in (tmp_path / 'fig1.md').read_text()
+
+
+def test_table2_with_random_icnet(roots, tiny_clip_path, tmp_path, small_icnet):
+    report = table2.table2(roots, str(tmp_path), _model(tiny_clip_path), random_icnet_for_tests=small_icnet)
+    markdown = report.write(str(tmp_path))
+    rows = {row['Degradation']: row for row in _rows(tmp_path / 'table2.csv')}
+    assert list(rows) == ['color', 'noise', 'blur', 'exposure', 'content']
+    assert rows['noise']['Complexity (paper)'] == '-0.444000' and rows['blur']['Sharpness (paper)'] == '0.732000'
+    assert -1 <= float(rows['color']['Quality (ours)']) <= 1
+    assert 'weights: random weights (tests only)' in markdown and 'Sobel vertical edges' in markdown
+
+
+def test_table2_without_icnet_weights_says_where_to_put_them(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    assert cli.main(['table2', '--output-dir', str(tmp_path), '--pretrained', 'none']) == 2
+    error = capsys.readouterr().err
+    expected = os.path.join(str(tmp_path / 'torch'), 'hub', 'checkpoints', icnet.ICNET_FILE)
+    assert f'IC9600 ICNet weights not found at {expected}. Download ck.pth from' in error
+    assert '--icnet-weights /path/to/ck.pth' in error
+
+
+def test_table3_ddr_with_quoted_baselines(roots, tiny_clip_path, tmp_path):
+    assert cli.main(['table3', '--output-dir', str(tmp_path), '--datasets', 'csiq,livec', '--baselines', 'none',
+                     *_root_args(roots), *_clip_args(tiny_clip_path)]) == 0
+    rows = {row['Dataset']: row for row in _rows(tmp_path / 'table3.csv')}
+    assert list(rows) == ['csiq', 'livec'] and rows['csiq']['Images'] == '6'
+    assert rows['livec']['DDR (paper)'] == '0.661300' and rows['csiq']['ContentSep (quoted)'] == '0.587100'
+    assert 'NIQE (ours)' not in rows['csiq']
+    assert 'baselines run: none' in (tmp_path / 'table3.md').read_text()
+
+
+def test_an_unreadable_image_is_reported_and_exits_1(tiny_clip_path, tmp_path, capsys):
+    WRITERS['livec'](str(tmp_path / 'livec'), (32, 40))
+    (tmp_path / 'livec' / 'Images' / '100.bmp').write_bytes(b'not an image')
+    assert cli.main(['table3', '--output-dir', str(tmp_path / 'out'), '--datasets', 'livec', '--baselines', 'none',
+                     '--root', f'livec={tmp_path / "livec"}', *_clip_args(tiny_clip_path)]) == 1
+    assert '- ddr failed on Images/100.bmp: ' in capsys.readouterr().out
+
+
+def test_table3_pyiqa_piqe_runs_and_niqe_offline_error(roots, tmp_path, tiny_clip_path, monkeypatch):
+    pytest.importorskip('pyiqa', reason='pyiqa is an optional extra (pip install ddr-basicsr[iqa])')
+    report = table3.table3(roots, str(tmp_path), _model(tiny_clip_path), ['csiq'], ['piqe'])
+    row = dict(zip(report.header, report.rows[0]))
+    assert not math.isnan(row['PIQE (ours)']) and row['PIQE (paper)'] == 0.5120
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    monkeypatch.setattr('pyiqa.utils.download_util.DEFAULT_CACHE_DIR', str(tmp_path / 'torch' / 'hub' / 'pyiqa'))
+    with pytest.raises(table3.BaselineUnavailable, match='Offline[?] Download niqe_modelparameters.mat .* put it at '
+                                                         + str(tmp_path / 'torch' / 'hub' / 'pyiqa')):
+        table3.pyiqa_metric('niqe')
+
+
+def test_table8_rows_adaptation_and_backbones(roots, tiny_clip_path, tmp_path):
+    assert cli.main(['table8', '--output-dir', str(tmp_path), '--rows', '9,12', *_root_args(roots),
+                     *_clip_args(tiny_clip_path), '--backbone-weights', f'RN50x16={tiny_clip_path}']) == 0
+    rows = _rows(tmp_path / 'table8.csv')
+    assert [(row['Row'], row['D'], row['Backbone'], row['Adaptation']) for row in rows] == [
+        ('9', '{color, blur, noise, exposure}', 'ViT-B-32', 'off'),
+        ('12', '{color, blur, noise, exposure}', 'RN50x16', 'on')]
+    assert rows[0]['csiq (paper)'] == '0.607400' and rows[1]['koniq10k (paper)'] == '0.612500'
+    assert len(os.listdir(tmp_path / 'cache')) == 2 * 4  # one per row and dataset: the adaptation is in the key
+    assert f'RN50x16: {tiny_clip_path}' in (tmp_path / 'table8.md').read_text()
+    assert len(TABLE8) == 13
+
+
+def test_fig7_vgg_statistics_with_random_vgg(roots, tiny_clip_path, tmp_path):
+    report = fig7.fig7(roots, str(tmp_path), _model(tiny_clip_path), 'livec', vgg_pretrained=False)
+    report.write(str(tmp_path))
+    rows = _rows(tmp_path / 'fig7.csv')
+    assert len(rows) == 10 and {row['statistic'] for row in rows} == {'mean', 'std'}
+    assert all(-1 <= float(row['relu5_1']) <= 1 for row in rows)
+    assert cv2.imread(str(tmp_path / 'fig7.png')) is not None
+
+
+def test_tables4_6_collects_test_logs_and_validation(tmp_path, capsys):
+    test_log = tmp_path / 'results' / 'NAFNet_GoPro_DDR' / 'test_NAFNet_GoPro_DDR_20240101_000000.log'
+    test_log.parent.mkdir(parents=True)
+    test_log.write_text('2024-01-01 00:00:00,000 INFO: Loading NAFNetLocal model\n'
+                        '2024-01-01 00:10:00,000 INFO: Validation GoPro-test\n'
+                        '\t # psnr: 33.4000\n\t # ssim: 0.9512\n\n')
+    train_log = tmp_path / 'experiments' / 'Restormer_RealBlur-J_PSNR' / 'train_Restormer_RealBlur-J_PSNR_1.log'
+    train_log.parent.mkdir(parents=True)
+    train_log.write_text('x INFO: Validation RealBlur-J-test\n\t # psnr: 30.0000\tBest: 30.0000 @ 20000 iter\n'
+                         '\t # ssim: 0.9000\tBest: 0.9000 @ 20000 iter\n\n'
+                         'x INFO: [Resto..][epoch:  1, iter:  40,000, lr:(1.0e-04,)]\n'
+                         'x INFO: Validation RealBlur-J-test\n\t # psnr: 31.5000\tBest: 31.5000 @ 40000 iter\n'
+                         '\t # ssim: 0.9100\tBest: 0.9100 @ 40000 iter\n\n')
+    assert cli.main(['tables4-6', '--output-dir', str(tmp_path / 'out'), '--results-root', str(tmp_path)]) == 0
+    rows = _rows(tmp_path / 'out' / 'tables4-6.csv')
+    assert len(rows) == 36 + 10
+    gopro = [row for row in rows if row['Loss / setting'] == 'PSNR + DDR(ours)' and row['Dataset'] == 'GoPro'
+             and row['Model'] == 'NAFNet'][0]
+    assert (gopro['PSNR (ours)'], gopro['PSNR (paper)'], gopro['PSNR (diff)']) == ('33.400000', '33.342700',
+                                                                                 '0.057300')
+    assert gopro['Source'].startswith('ddr-test: results/NAFNet_GoPro_DDR/')
+    realblur = [row for row in rows if row['Dataset'] == 'RealBlur-J' and row['Model'] == 'Restormer'
+                and row['Loss / setting'] == 'PSNR'][0]
+    assert (realblur['PSNR (ours)'], realblur['SSIM (paper)']) == ('31.500000', '0.909800')
+    assert realblur['Source'].startswith('last validation')
+    assert rows[-1]['Table'] == 'Table 6' and rows[-1]['PSNR (ours)'] == '33.400000'
+    assert '43 of 46 experiments have no result yet' in capsys.readouterr().out
+
+
+def test_crops_side_by_side(tmp_path, capsys):
+    base = np.zeros((40, 50, 3), dtype=np.uint8)
+    base[10:20, 20:30] = 200
+    paths = {}
+    for label, offset in (('GT', 0), ('PSNR', 10), ('DDR', 2)):
+        paths[label] = str(tmp_path / f'{label}.png')
+        cv2.imwrite(paths[label], base + offset)
+    arguments = ['crops', '--output-dir', str(tmp_path), '--box', '20,10,10,8', '--scale', '3', '--name', 'fig5',
+                 '--reference', 'GT'] + [f'--image={label}={path}' for label, path in paths.items()]
+    assert cli.main(arguments) == 0
+    figure = cv2.imread(str(tmp_path / 'fig5.png'))
+    assert figure.shape[0] == 8 * 3 + crops.LABEL_HEIGHT
+    assert figure.shape[1] == 10 * 3 + 3 * (10 * 3) + 3 * crops.GAP  # overview (50x40 scaled to 24 px high) + 3
+    rows = {row['label']: row for row in _rows(tmp_path / 'fig5.csv')}
+    assert float(rows['PSNR']['crop PSNR vs reference (dB)']) == pytest.approx(10 * math.log10(255 ** 2 / 100))
+    assert cli.main(arguments[:3] + ['--box', '45,10,10,8'] + arguments[5:]) == 2
+    assert '--box 45,10,10,8 leaves the 50x40 image' in capsys.readouterr().err
+
+
+def _reference_cpbd(rgb):
+    """CPBD transcribed loop by loop from the reference's description (slow; tiny images only)."""
+    gray = cpbd.gray_levels(rgb)
+    height, width = gray.shape
+    padded = np.pad(gray, 1, mode='symmetric')
+    strength = np.zeros_like(gray)
+    for row in range(height):
+        for col in range(width):
+            window = padded[row:row + 3, col:col + 3]
+            strength[row, col] = ((window[:, 2] - window[:, 0]) @ np.array([1, 2, 1]) / 8) ** 2
+    strength[strength <= 2 * math.sqrt(strength.mean())] = 0
+    edges = np.zeros_like(gray, dtype=bool)
+    for row in range(height):
+        for col in range(width):
+            left = strength[row, col - 1] if col > 0 else 0
+            right = strength[row, col + 1] if col < width - 1 else 0
+            up = strength[row - 1, col] if row > 0 else 0
+            down = strength[row + 1, col] if row < height - 1 else 0
+            edges[row, col] = (strength[row, col] > left and strength[row, col] > right) or (
+                strength[row, col] > up and strength[row, col] > down)
+    gy, gx = np.gradient(gray)
+    widths = np.zeros_like(gray)
+    for row in range(1, height - 1):
+        for col in range(1, width - 1):
+            angle = math.degrees(math.atan2(gy[row, col], gx[row, col])) if gx[row, col] != 0 else 0
+            angle = 45 * np.round(angle / 45)
+            if not edges[row, col] or angle not in (0, 180, -180):
+                continue
+            sign = 1 if angle == 0 else -1  # 0: intensity rises left to right
+            left = 1
+            while col - 1 - left >= 0 and left <= 100 and sign * (
+                    gray[row, col - left] - gray[row, col - 1 - left]) > 0:
+                left += 1
+            right = 1
+            while col + 1 + right < width and right <= 100 and sign * (
+                    gray[row, col + 1 + right] - gray[row, col + right]) > 0:
+                right += 1
+            widths[row, col] = left + right
+    sharp = total = 0
+    for top in range(0, height - 63, 64):
+        for start in range(0, width - 63, 64):
+            block = (slice(top, top + 64), slice(start, start + 64))
+            if edges[block].sum() <= 64 * 64 * 0.002:
+                continue
+            measured = widths[block][widths[block] > 0]
+            jnb = 5 if int(gray[block].max() - gray[block].min()) <= 50 else 3
+            probability = 1 - np.exp(-(measured / jnb) ** 3.6)
+            sharp += int((np.rint(probability * 100) <= 63).sum())
+            total += measured.size
+    return sharp / total
+
+
+def test_cpbd_matches_a_loop_transcription_of_the_reference():
+    rng = np.random.default_rng(3)
+    steps = np.kron(rng.integers(0, 256, (4, 8)), np.ones((16, 16)))
+    for sigma in (0.0, 1.5):
+        image = cv2.GaussianBlur(steps, (0, 0), sigma) if sigma else steps
+        rgb = np.repeat(image[:, :, None], 3, axis=2) + rng.normal(0, 2, (64, 128, 3))
+        assert cpbd.cpbd(rgb) == pytest.approx(_reference_cpbd(rgb), abs=1e-12)
+    sharp, blurred = (cpbd.cpbd(np.repeat(cv2.GaussianBlur(steps, (0, 0), sigma)[:, :, None], 3, axis=2))
+                      for sigma in (0.7, 1.5))
+    assert sharp > 0.2 and blurred == 0.0
+
+
+def test_icnet_layout_and_weights_round_trip(tmp_path, small_icnet):
+    shapes = {key: tuple(value.shape) for key, value in small_icnet.state_dict().items()}
+    assert shapes['b1_1.0.weight'] == (64, 3, 7, 7) and shapes['b1_2.0.conv1.weight'] == (128, 64, 3, 3)
+    assert shapes['b2_4_slam.linear.0.weight'] == (512, 64) and shapes['up1.conv.weight'] == (256, 128, 1, 1)
+    assert shapes['to_map.to_map.0.weight'] == (1, 512, 1, 1) and shapes['head.2.weight'] == (1, 512)
+    path = tmp_path / 'ck.pth'  # the parameters do not depend on the input size: a checkpoint of the authors' shape
+    torch.save({f'module.{key}': value.half() for key, value in small_icnet.state_dict().items()}, path)
+    loaded = icnet.load_icnet(str(path))
+    assert loaded.input_size == 512 and all(torch.equal(value, small_icnet.state_dict()[key].half().float())
+                                            for key, value in loaded.state_dict().items() if value.is_floating_point())
+    small = small_icnet
+    with torch.no_grad():
+        score, complexity_map = small(torch.rand(2, 3, 64, 64))
+    assert score.shape == (2,) and complexity_map.shape == (2, 1, 8, 8) and bool(((score > 0) & (score < 1)).all())
+    image = torch.rand(3, 40, 56)
+    resized = torch.nn.functional.interpolate(image[None], size=(64, 64), mode='bilinear', antialias=True)
+    normalised = (resized - torch.tensor(icnet.IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(
+        icnet.IMAGENET_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = float(small(normalised)[0][0])
+    assert icnet.complexity(small, image) == pytest.approx(expected, abs=1e-6)
+
+
+def test_paper_numbers_agree_with_the_evaluation_module():
+    for dataset, methods in PAPER_TABLE3.items():
+        assert {method: TABLE3[dataset][method] for method in methods} == methods
