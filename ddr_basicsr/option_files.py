@@ -270,10 +270,15 @@ def train_options(arch: str, dataset: str, name: str, loss_blocks: Dict[str, Any
     }
 
 
+def finetune_name(key: str, loss: str) -> str:
+    """BasicSR experiment name of a fine-tune, e.g. NAFNet-width64_GoPro_finetune_DDR."""
+    return f"{FINETUNES[key]['label']}_GoPro_finetune_{LOSSES[loss][0]}"
+
+
 def finetune_options(key: str, loss: str) -> Dict[str, Any]:
     """Option dict of a fine-tune of the official checkpoint ``FINETUNES[key]`` with the losses of ``loss``."""
     f = FINETUNES[key]
-    options = train_options(f['arch'], 'gopro', f"{f['label']}_GoPro_finetune_{LOSSES[loss][0]}", LOSSES[loss][2])
+    options = train_options(f['arch'], 'gopro', finetune_name(key, loss), LOSSES[loss][2])
     options['network_g'] = {**ARCHS[f['arch']]['network'], **f['network']}
     options['datasets']['train'].update(f['dataset'])
     options['path'] = {'pretrain_network_g': f"experiments/pretrained_models/{f['official'][6]}",

@@ -1,6 +1,8 @@
 """Fine-tunes of the official checkpoints (options/finetune/) and scripts/get_pretrained.py (CPU, offline)."""
+import csv
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from basicsr.archs import build_network
 from ddr_basicsr import train as ddr_train
 from ddr_basicsr.host.options import check_model_options, load_yaml
 from ddr_basicsr.option_files import FINETUNE_ITERS, FINETUNES
+from ddr_basicsr.paper.cli import main as reproduce_main
 from ddr_basicsr.pretrained import OFFICIAL_CHECKPOINTS, OfficialCheckpoint, fetch, run
 from tiny_training import logged_iterations, read_logs, write_options
 
@@ -57,7 +60,6 @@ def test_finetune_files_load_and_build_the_official_networks(stem):
 def test_synthetic_official_checkpoint_loads_strictly_and_finetunes(width32_checkpoint, dataset_root, tiny_clip_path,
                                                                     tmp_path, one_thread):
     opt = load_yaml(str(REPO / 'options' / 'finetune' / 'nafnet_width32_gopro_ddr.yml'))
-    opt['name'] = 'finetune_tiny'
     opt['num_gpu'] = 0
     for phase, split in (('train', 'train'), ('val', 'val')):
         opt['datasets'][phase].update({'dataroot_gt': str(dataset_root / split / 'gt'), 'io_backend': {'type': 'disk'},
@@ -71,14 +73,22 @@ def test_synthetic_official_checkpoint_loads_strictly_and_finetunes(width32_chec
     options = write_options(tmp_path / 'finetune.yml', json.loads(json.dumps(opt)))  # plain dicts for safe_dump
     ddr_train.main(['-opt', options, '--root', str(tmp_path)])
 
-    log = read_logs(tmp_path / 'experiments' / 'finetune_tiny')
+    experiment = tmp_path / 'experiments' / 'NAFNet-width32_GoPro_finetune_DDR'
+    log = read_logs(experiment)
     assert f'Loading NAFNetLocal model from {width32_checkpoint}, with param key: [params]' in log
     assert 'Validation GoPro-test' in log and '@ 0 iter' in log  # the starting point opens the log
     assert logged_iterations(log) == [1, 2] and 'l_ddr:' in log
     start = torch.load(width32_checkpoint, weights_only=True)['params']
-    tuned = torch.load(tmp_path / 'experiments' / 'finetune_tiny' / 'models' / 'net_g_latest.pth',
-                       weights_only=True)['params']
+    tuned = torch.load(experiment / 'models' / 'net_g_latest.pth', weights_only=True)['params']
     assert list(tuned) == list(start) and not all(torch.equal(tuned[name], start[name]) for name in start)
+
+    assert reproduce_main(['finetunes', '--output-dir', str(tmp_path / 'report'), '--results-root', str(tmp_path)]) == 0
+    rows = list(csv.DictReader((tmp_path / 'report' / 'finetunes.csv').open()))
+    assert [(row['Model'], row['Losses']) for row in rows[2:4]] == [('NAFNet-width32', 'PSNR + DDR(ours)'),
+                                                                    ('NAFNet-width32', 'PSNR')]
+    first, last = (re.findall(r'# psnr: ([\d.]+)', log)[index] for index in (0, -1))
+    assert (rows[2]['PSNR (start)'], rows[2]['PSNR (fine-tuned)']) == (f'{float(first):.6f}', f'{float(last):.6f}')
+    assert rows[2]['Source'].startswith('last validation') and rows[3]['Source'].startswith('not found')
 
 
 def test_get_pretrained_downloads_verifies_checksum_and_explains_offline(tmp_path):
