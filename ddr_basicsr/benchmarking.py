@@ -1,5 +1,6 @@
-"""Measurement helpers of the benchmark scripts: device synchronisation, timing, peak memory, the NAFNet
-training step they time, and the blind-IQA speed benchmark.
+"""Measurement helpers of the benchmark scripts: device synchronisation, timing, peak memory, the training
+steps they time (stock BasicSR's SRModel and RestorationModel with each speed option), and the blind-IQA speed
+benchmark.
 
 Times are wall-clock milliseconds with the device synchronised before and after each measured block.
 """
@@ -9,7 +10,8 @@ import multiprocessing
 import os
 import tempfile
 import time
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from collections import OrderedDict
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -124,7 +126,80 @@ def device_description(device: torch.device) -> str:
     return f'CPU, {torch.get_num_threads()} threads'
 
 
-# --------------------------------------------------------------------------- NAFNet training step
+# --------------------------------------------------------------------------- training steps
+class TrainingRecipe(NamedTuple):
+    """Network, batch and the official optimiser and pixel loss of one training set-up."""
+    network: dict
+    batch_size: int
+    size: int
+    optim: dict
+    pixel_opt: dict
+
+
+#: NAFNet-width64 on GoPro (batch 4, 256x256) and Restormer at its first progressive stage (batch 8, 128x128),
+#: each with its official AdamW and pixel loss; ``--tiny`` shrinks them for a CPU smoke run.
+TRAINING_RECIPES = {
+    'nafnet': TrainingRecipe({**NAFNET_GOPRO, 'width': 64}, 4, 256,
+                             {'type': 'AdamW', 'lr': 1e-3, 'weight_decay': 1e-3, 'betas': [0.9, 0.9]},
+                             {'type': 'PSNRLoss', 'loss_weight': 1.0}),
+    'restormer': TrainingRecipe({'type': 'Restormer'}, 8, 128,
+                                {'type': 'AdamW', 'lr': 3e-4, 'weight_decay': 1e-4, 'betas': [0.9, 0.999]},
+                                {'type': 'L1Loss', 'loss_weight': 1.0}),
+}
+TINY_NETWORKS = {
+    'nafnet': {'type': 'NAFNet', 'width': 8, 'enc_blk_nums': [1, 1], 'middle_blk_num': 1, 'dec_blk_nums': [1, 1]},
+    'restormer': {'type': 'Restormer', 'dim': 8, 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1,
+                  'heads': [1, 1, 1, 1]},
+}
+
+#: Speed options of RestorationModel as each benchmark variant sets them (``fused``/``foreach`` go to optim_g);
+#: ``stock`` is BasicSR's SRModel (see ``stock_model_class``). Every other variant starts from ``plain``.
+PLAIN_PATH = {'non_blocking_copy': False, 'deferred_loss_log': False}
+RESULT_INVARIANT = {'non_blocking_copy': True, 'deferred_loss_log': True}
+ALL_FP32 = {**RESULT_INVARIANT, 'fused': True, 'channels_last': True, 'compile': True}
+TRAINING_VARIANTS = {
+    'stock': None,
+    'plain': {},
+    'non_blocking_copy': {'non_blocking_copy': True},
+    'deferred_loss_log': {'deferred_loss_log': True},
+    'fused_adamw': {'fused': True},
+    'foreach_adamw': {'foreach': True},
+    'channels_last': {'channels_last': True},
+    'compile': {'compile': True},
+    'bf16': {'mixed_precision': 'bf16'},
+    'defaults': RESULT_INVARIANT,
+    'all_fp32': ALL_FP32,
+    'all_bf16': {**ALL_FP32, 'mixed_precision': 'bf16'},
+}
+OPTIMIZER_SWITCHES = ('fused', 'foreach')
+
+
+def restoration_training_options(device: str, network: dict, optim: dict, pixel_opt: dict,
+                                 ddr_opt: Optional[dict] = None, speed: Optional[dict] = None,
+                                 model_type: str = 'RestorationModel') -> dict:
+    """BasicSR option dict of one training set-up with gradient clipping at 0.01 (NAFNet's and Restormer's).
+
+    ``speed``: RestorationModel's speed options, ``fused``/``foreach`` going to ``optim_g``; ``ddr_opt``: a
+    DDRLoss block. No scheduler: a benchmark step does not change the learning rate.
+    """
+    speed = dict(speed or {})
+    optim = {**optim, **{name: speed.pop(name) for name in OPTIMIZER_SWITCHES if name in speed}}
+    train = {'optim_g': optim, 'use_grad_clip': True, 'grad_clip_norm': 0.01, 'pixel_opt': dict(pixel_opt), **speed}
+    if ddr_opt:
+        train['ddr_opt'] = dict(ddr_opt)
+    return {
+        'name': 'benchmark', 'model_type': model_type, 'scale': 1, 'is_train': True, 'dist': False,
+        'num_gpu': 1 if device == 'cuda' else 0, 'network_g': dict(network), 'path': {}, 'train': train,
+    }
+
+
+def ddr_loss_block(clip_model: str = 'ViT-B-32', clip_pretrained: Optional[str] = None,
+                   ddr_precision: str = 'auto') -> dict:
+    """The paper's DDR term, 2.0 x DDRLoss (Sec. 4.1); ``clip_pretrained`` None: random CLIP of the same cost."""
+    return {'type': 'DDRLoss', 'loss_weight': 2.0, 'model': clip_model, 'pretrained': clip_pretrained,
+            'precision': ddr_precision}
+
+
 def nafnet_training_options(device: str, width: int, loss_set: str, precision: str, clip_model: str = 'ViT-B-32',
                             clip_pretrained: Optional[str] = None, ddr_precision: str = 'auto') -> dict:
     """BasicSR option dict of a RestorationModel as in the paper's NAFNet training (Sec. 4.1).
@@ -132,37 +207,121 @@ def nafnet_training_options(device: str, width: int, loss_set: str, precision: s
     ``loss_set``: 'psnr' or 'psnr+ddr' (PSNR + 2.0 DDR); ``precision``: the network's (fp32 or bf16 autocast);
     ``ddr_precision``: DDRLoss's CLIP encoder's ('auto': bf16 on a GPU); ``clip_pretrained`` None: random CLIP.
     """
-    train = {
-        'optim_g': {'type': 'AdamW', 'lr': 1e-3, 'weight_decay': 1e-3, 'betas': [0.9, 0.9]},
-        'scheduler': {'type': 'TrueCosineAnnealingLR', 'T_max': 400000, 'eta_min': 1e-7},
-        'use_grad_clip': True,
-        'grad_clip_norm': 0.01,
-        'mixed_precision': None if precision == 'fp32' else precision,
-        'pixel_opt': {'type': 'PSNRLoss', 'loss_weight': 1.0},
-    }
-    if loss_set == 'psnr+ddr':
-        train['ddr_opt'] = {'type': 'DDRLoss', 'loss_weight': 2.0, 'model': clip_model, 'pretrained': clip_pretrained,
-                            'precision': ddr_precision}
-    return {
-        'name': 'benchmark', 'model_type': 'RestorationModel', 'scale': 1, 'is_train': True, 'dist': False,
-        'num_gpu': 1 if device == 'cuda' else 0, 'network_g': {**NAFNET_GOPRO, 'width': width},
-        'path': {}, 'train': train,
-    }
+    recipe = TRAINING_RECIPES['nafnet']
+    ddr_opt = ddr_loss_block(clip_model, clip_pretrained, ddr_precision) if loss_set == 'psnr+ddr' else None
+    return restoration_training_options(device, {**recipe.network, 'width': width}, recipe.optim, recipe.pixel_opt,
+                                        ddr_opt, {'mixed_precision': None if precision == 'fp32' else precision})
 
 
-def training_step(options: dict, batch_size: int, size: int) -> Callable[[], None]:
-    """One RestorationModel training step per call on a fixed random batch (seed 0), iterations numbered from 1."""
+@functools.lru_cache(maxsize=None)
+def stock_model_class() -> type:
+    """BasicSR 1.4.2's ``SRModel`` as the official NAFNet/Restormer recipes run it: ``torch.optim`` optimizers by
+    name (as BasicSR's master branch), ``clip_grad_norm_`` after backward when ``use_grad_clip``, a DDR term when
+    ``train.ddr_opt`` is set; otherwise SRModel's own step (blocking copies, losses read every step)."""
+    from basicsr.losses import build_loss
+    from basicsr.models.sr_model import SRModel
+
+    import ddr_basicsr.models  # noqa: F401  (registers PSNRLoss and DDRLoss)
+
+    class StockSRModel(SRModel):
+        def get_optimizer(self, optim_type: str, params, lr: float, **kwargs) -> torch.optim.Optimizer:
+            return getattr(torch.optim, optim_type)(params, lr, **kwargs)
+
+        def init_training_settings(self) -> None:
+            super().init_training_settings()
+            ddr_opt = self.opt['train'].get('ddr_opt')
+            self.cri_ddr = build_loss(ddr_opt).to(self.device) if ddr_opt else None
+
+        def setup_schedulers(self) -> None:
+            """None: a benchmark step does not change the learning rate."""
+
+        def optimize_parameters(self, current_iter: int) -> None:
+            self.optimizer_g.zero_grad()
+            self.output = self.net_g(self.lq)
+            loss_dict = OrderedDict(l_pix=self.cri_pix(self.output, self.gt))
+            if self.cri_ddr is not None:
+                loss_dict['l_ddr'] = self.cri_ddr(self.output)
+            sum(loss_dict.values()).backward()
+            if self.opt['train'].get('use_grad_clip'):
+                torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), self.opt['train']['grad_clip_norm'])
+            self.optimizer_g.step()
+            self.log_dict = self.reduce_loss_dict(loss_dict)
+
+    return StockSRModel
+
+
+def training_step(options: dict, batch_size: int, size: int, pin_memory: bool = False) -> Callable[[], None]:
+    """One training step per call on a fixed random host batch (seed 0), iterations numbered from 1.
+
+    ``model_type`` SRModel builds ``stock_model_class()``, anything else RestorationModel; ``pin_memory``: the
+    host batch in pinned memory (as ``datasets.train.pin_memory: true`` gives), on CUDA only.
+    """
     from ddr_basicsr.models.restoration_model import RestorationModel  # imports basicsr: only when needed
-    model = RestorationModel(options)
+    model = (stock_model_class() if options['model_type'] == 'SRModel' else RestorationModel)(options)
     generator = torch.Generator().manual_seed(0)
     shape = (batch_size, 3, size, size)
     batch = {'lq': torch.rand(shape, generator=generator), 'gt': torch.rand(shape, generator=generator)}
+    if pin_memory and model.device.type == 'cuda':
+        batch = {key: value.pin_memory() for key, value in batch.items()}
     iteration = iter(range(1, 10 ** 9))
 
     def step() -> None:
         model.feed_data(batch)
         model.optimize_parameters(next(iteration))
     return step
+
+
+class TrainingMeasurement(NamedTuple):
+    network: str
+    losses: str
+    variant: str
+    steps_per_s: float
+    peak_mib: Optional[float]
+
+
+def measure_training(device: torch.device, network: str, variant: str, ddr_opt: Optional[dict], iters: int,
+                     warmup: int, tiny: bool = False, compile_backend: str = 'inductor') -> TrainingMeasurement:
+    """Steps/s and peak GPU memory (MiB; None on CPU) of one variant of ``TRAINING_VARIANTS`` for the recipe
+    ``network`` of ``TRAINING_RECIPES``, plus ``ddr_opt`` when given; ``tiny``: ``TINY_NETWORKS``, batch 2, 32x32."""
+    recipe = TRAINING_RECIPES[network]
+    batch_size, size = (2, 32) if tiny else (recipe.batch_size, recipe.size)
+    speed = TRAINING_VARIANTS[variant]
+    if speed is not None:
+        speed = {**PLAIN_PATH, **speed}
+        if speed.get('compile'):
+            speed['compile'] = {'backend': compile_backend}
+    options = restoration_training_options(device.type, TINY_NETWORKS[network] if tiny else recipe.network,
+                                           recipe.optim, recipe.pixel_opt, ddr_opt, speed,
+                                           'SRModel' if speed is None else 'RestorationModel')
+    torch.manual_seed(0)
+    step = training_step(options, batch_size, size, pin_memory=bool(speed and speed['non_blocking_copy']))
+    for _ in range(warmup):
+        step()
+    memory = PeakMemory(device, relative=False)
+    memory.start()
+    seconds = elapsed_ms(step, device, calls=iters) / 1000
+    peak = memory.stop()
+    del step
+    if speed and speed.get('compile'):
+        torch._dynamo.reset()
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()
+    return TrainingMeasurement(network, 'with DDR' if ddr_opt else 'without DDR', variant, iters / seconds, peak)
+
+
+def training_table(measurements: Sequence[TrainingMeasurement]) -> List[str]:
+    """Markdown rows: steps/s and peak memory of each measurement, with ratios against ``stock`` of its group."""
+    stock = {(m.network, m.losses): m for m in measurements if m.variant == 'stock'}
+    lines = ['| network | losses | variant | steps/s | x stock | peak MiB | x stock memory |',
+             '|---|---|---|---|---|---|---|']
+    for m in measurements:
+        base = stock.get((m.network, m.losses))
+        speed_ratio = f'{m.steps_per_s / base.steps_per_s:.2f}' if base else 'n/a'
+        memory_ratio = (f'{m.peak_mib / base.peak_mib:.2f}' if base and m.peak_mib is not None and base.peak_mib
+                        else 'n/a')
+        lines.append(f'| {m.network} | {m.losses} | {m.variant} | {m.steps_per_s:.3f} | {speed_ratio} | '
+                     f'{mib_text(m.peak_mib)} | {memory_ratio} |')
+    return lines
 
 
 # --------------------------------------------------------------------------- blind-IQA speed

@@ -82,7 +82,7 @@ def parse_force_yml_value(value: str) -> Any:
 #: ``train`` keys read by BasicSR's models and RestorationModel besides the ``*_opt`` loss blocks.
 TRAIN_KEYS = ('ema_decay', 'optim_g', 'optim_d', 'scheduler', 'total_iter', 'warmup_iter', 'net_d_iters',
               'net_d_init_iters', 'use_grad_clip', 'grad_clip_norm', 'mixed_precision', 'progressive',
-              'max_nonfinite_skips')
+              'max_nonfinite_skips', 'non_blocking_copy', 'deferred_loss_log', 'channels_last', 'compile')
 
 
 def _registered(registry, name: str) -> bool:

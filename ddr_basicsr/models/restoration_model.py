@@ -17,6 +17,22 @@ fresh run (BasicSR 1.4.2's loop validates only every ``val_freq`` iterations), l
 A NaN/Inf loss term or network output stops training before the update with the iteration and the term
 (:class:`NonFiniteLossError`); ``train.max_nonfinite_skips: N`` skips up to N such steps instead, counted in
 the log as ``nonfinite_skips``.
+
+Speed options of ``train`` (on by default where they cannot change a number, off where they change rounding):
+
+- ``non_blocking_copy: true``: ``feed_data`` copies batches to the GPU with ``non_blocking=True``; with
+  ``datasets.train.pin_memory: true`` the copy no longer blocks the host. A batch that BasicSR's CUDA prefetcher
+  (``prefetch_mode: cuda``) already put on the GPU is marked as used by the training stream (``record_stream``),
+  so the prefetcher cannot reuse its memory while a queued step still reads it.
+- ``deferred_loss_log: true``: the step keeps its loss tensors; they are averaged over processes and read on the
+  host (one synchronisation) only when ``log_dict`` / ``get_current_log()`` is read, which BasicSR's training loop
+  does every ``logger.print_freq`` iterations on every process. The values are those of the last step, as before.
+  The non-finite check above still reads ``l_total`` once a step.
+- ``channels_last: false``: the restoration network's weights and inputs in channels-last memory format.
+- ``compile: false``: the training forward of the restoration network through ``torch.compile`` (``true``, or a
+  mapping of ``torch.compile`` arguments such as ``{mode: max-autotune}``); validation, EMA and checkpoints use
+  the uncompiled network, so saved keys are unchanged.
+- ``optim_g: {fused: true}`` or ``{foreach: true}``: torch's own fused / multi-tensor AdamW (Adam, SGD, ...).
 """
 import math
 from collections import OrderedDict
@@ -32,6 +48,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
 from torch import Tensor, nn
 
+from ddr_basicsr.host.options import check_keyword_options
 from ddr_basicsr.models.lr_scheduler import SCHEDULERS
 
 LOSS_BLOCK_SUFFIX = '_opt'
@@ -39,6 +56,32 @@ BASICSR_SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingResta
 AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16}
 # Names given to the parts of a loss that returns a tuple (BasicSR's PerceptualLoss: perceptual, style).
 TUPLE_PART_SUFFIXES = ('', '_style')
+#: On/off speed options of ``train`` and their defaults (on: cannot change a number; off: changes rounding).
+SPEED_SWITCHES = {'non_blocking_copy': True, 'deferred_loss_log': True, 'channels_last': False}
+
+
+def speed_switch(train_opt: dict, name: str) -> bool:
+    """``train.<name>`` (one of ``SPEED_SWITCHES``), its default when absent; anything but a boolean is an error."""
+    value = train_opt.get(name)
+    if value is None:
+        return SPEED_SWITCHES[name]
+    if not isinstance(value, bool):
+        raise ValueError(f'train.{name} must be true or false, got {value!r}')
+    return value
+
+
+def compile_arguments(train_opt: dict) -> Optional[dict]:
+    """Keyword arguments of ``torch.compile`` from ``train.compile`` (false/~: None, true: {}, or a mapping)."""
+    value = train_opt.get('compile')
+    if value in (None, False):
+        return None
+    if value is True:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f'train.compile must be true, false or a mapping of torch.compile arguments such as '
+                         f'{{mode: max-autotune}}, got {value!r}')
+    check_keyword_options('train.compile', torch.compile, value)
+    return dict(value)
 
 
 def loss_block_keys(train_opt: dict) -> List[str]:
@@ -113,7 +156,7 @@ class ProgressiveSchedule:
         stage = self.stage(current_iter)
         batch, lq_size = self.mini_batch_sizes[stage], self.gt_sizes[stage] // self.scale
         if batch < lq.size(0):
-            keep = torch.randperm(lq.size(0))[:batch].to(lq.device)
+            keep = torch.randperm(lq.size(0))[:batch].to(lq.device, non_blocking=True)  # no stream synchronisation
             lq, gt = lq[keep], gt[keep]
         height, width = lq.shape[-2:]
         if lq_size > height or lq_size > width:
@@ -151,7 +194,20 @@ class ProgressiveSchedule:
 
 @MODEL_REGISTRY.register()
 class RestorationModel(SRModel):
-    """Image restoration with a sum of loss blocks (DDR Eq. 8/9); a superset of BasicSR's SRModel."""
+    """Image restoration with a sum of loss blocks (DDR Eq. 8/9); a superset of BasicSR's SRModel.
+
+    The speed options of ``train`` (module docstring) default to ``SPEED_SWITCHES`` in test mode as well.
+    """
+    non_blocking_copy = SPEED_SWITCHES['non_blocking_copy']
+    deferred_loss_log = SPEED_SWITCHES['deferred_loss_log']
+    channels_last = SPEED_SWITCHES['channels_last']
+    _unread_losses: Optional[Dict[str, Tensor]] = None
+
+    def model_to_device(self, net: nn.Module) -> nn.Module:
+        """Channels-last weights (``train.channels_last``) before the network is moved and wrapped for DDP."""
+        if self.opt.get('is_train') and speed_switch(self.opt.get('train') or {}, 'channels_last'):
+            net = net.to(memory_format=torch.channels_last)
+        return super().model_to_device(net)
 
     def init_training_settings(self) -> None:
         self.net_g.train()
@@ -169,6 +225,11 @@ class RestorationModel(SRModel):
         self.progressive = ProgressiveSchedule.from_options(self.opt)
         self.max_nonfinite_skips = int(train_opt.get('max_nonfinite_skips', 0))
         self.nonfinite_skips = 0
+        self.non_blocking_copy = speed_switch(train_opt, 'non_blocking_copy')
+        self.deferred_loss_log = speed_switch(train_opt, 'deferred_loss_log')
+        self.channels_last = speed_switch(train_opt, 'channels_last')
+        compile_kwargs = compile_arguments(train_opt)
+        self.train_network = self.net_g if compile_kwargs is None else torch.compile(self.net_g, **compile_kwargs)
         self.setup_optimizers()
         self.setup_schedulers()
 
@@ -194,6 +255,48 @@ class RestorationModel(SRModel):
             raise ValueError(f"train.mixed_precision must be ~ (fp32) or bf16, got {value!r} (fp16 would need "
                              'gradient scaling, which is not implemented)')
         return AUTOCAST_DTYPES[value]
+
+    def feed_data(self, data: dict) -> None:
+        """As SRModel's, with the copies of ``non_blocking_copy`` and the memory format of ``channels_last``.
+
+        A pinned host batch may still be being read after this returns: change it in place only after the step
+        (BasicSR's loaders make a new batch each step)."""
+        memory_format = torch.channels_last if self.channels_last else torch.preserve_format
+        self.lq = self._to_device(data['lq'], memory_format)
+        if 'gt' in data:
+            self.gt = self._to_device(data['gt'], torch.preserve_format)
+
+    def _to_device(self, tensor: Tensor, memory_format: torch.memory_format) -> Tensor:
+        if tensor.is_cuda:  # put there by BasicSR's CUDAPrefetcher on its own stream
+            tensor.record_stream(torch.cuda.current_stream(tensor.device))
+        return tensor.to(self.device, non_blocking=self.non_blocking_copy, memory_format=memory_format)
+
+    @property
+    def log_dict(self) -> 'OrderedDict[str, float]':
+        """Loss values of the last step (``l_<name>``, ``l_total``), averaged over processes.
+
+        With ``deferred_loss_log`` they are read from the device here, on first access after a step; in
+        distributed training every process must read them (BasicSR's loop does, at ``logger.print_freq``).
+        """
+        if self._unread_losses is not None:
+            self._log_values = OrderedDict([*self.reduce_loss_dict(self._unread_losses).items(),
+                                            *self._log_counters.items()])
+            self._unread_losses = None
+        return self._log_values
+
+    @log_dict.setter
+    def log_dict(self, values: 'OrderedDict[str, float]') -> None:
+        self._unread_losses = None
+        self._log_values = values
+
+    def _record_losses(self, loss_dict: 'OrderedDict[str, Tensor]') -> None:
+        """Keep the step's losses for ``log_dict``: as tensors (``deferred_loss_log``) or read now; plus the count
+        of skipped non-finite steps when ``max_nonfinite_skips`` is set."""
+        self._log_counters = OrderedDict(nonfinite_skips=self.nonfinite_skips) if self.max_nonfinite_skips else {}
+        if self.deferred_loss_log:
+            self._unread_losses = OrderedDict((name, value.detach()) for name, value in loss_dict.items())
+        else:
+            self.log_dict = OrderedDict([*self.reduce_loss_dict(loss_dict).items(), *self._log_counters.items()])
 
     def get_optimizer(self, optim_type: str, params, lr: float, **kwargs) -> torch.optim.Optimizer:
         """Any ``torch.optim`` optimizer by class name (AdamW, Adam, SGD, ...)."""
@@ -272,7 +375,7 @@ class RestorationModel(SRModel):
             gt = self.gt
         self.optimizer_g.zero_grad()
         with self._autocast():
-            output = self.net_g(self.lq)
+            output = self.train_network(self.lq)
         self.output = output.float()
         try:
             loss_dict = self.compute_losses(self.output, gt)
@@ -291,9 +394,7 @@ class RestorationModel(SRModel):
         if self.use_grad_clip:
             torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), self.grad_clip_norm)
         self.optimizer_g.step()
-        self.log_dict = self.reduce_loss_dict(loss_dict)
-        if self.max_nonfinite_skips:
-            self.log_dict['nonfinite_skips'] = self.nonfinite_skips
+        self._record_losses(loss_dict)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
