@@ -80,6 +80,7 @@ setup(
             'ddr-train=ddr_basicsr.train:main',
             'ddr-test=ddr_basicsr.test:main',
             'ddr-score=ddr_basicsr.score:main',
+            'ddr-tune-prompts=ddr_basicsr.tune_prompts:main',
         ],
     },
 )

@@ -1,7 +1,7 @@
 """Command-line options shared by ``ddr-score`` and the evaluation scripts (no heavy imports: ``--help`` is fast)."""
 import argparse
 import os
-from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence, Tuple
 
 from ddr_basicsr.prompts import BIQA_DEGRADATIONS
 
@@ -34,7 +34,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_degradations: S
                              f'or names from --prompts); default: {",".join(default_degradations)}')
     parser.add_argument('--prompts', default=None, metavar='FILE',
                         help='YAML/JSON file {name: [degraded, clean]}: two words for the paper\'s template '
-                             '(Eq. 6) or two full sentences; without --degradations all its names are used')
+                             '(Eq. 6) or two full sentences; or a .pt prompt file of ddr-tune-prompts; without '
+                             '--degradations all its names are used')
     parser.add_argument('--model', default='ViT-B-32', help='open_clip model name (default: ViT-B-32, the paper\'s)')
     parser.add_argument('--pretrained', default=parse_pretrained(default_pretrained), type=parse_pretrained,
                         help=f'open_clip weights tag or local file (default: {default_pretrained}); '
@@ -51,6 +52,16 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_degradations: S
     parser.add_argument('--batch-size', type=int, default=32, help='images per encoder call (default: 32)')
     parser.add_argument('--workers', type=int, default=min(4, os.cpu_count() or 1),
                         help='image-decoding processes (0: decode in the main process; default: min(4, CPUs))')
+
+
+def parse_dataset_argument(text: str) -> Tuple[str, str]:
+    """``NAME=ROOT`` with NAME an IQA dataset of :data:`ddr_basicsr.data.iqa_datasets.LOADERS` (argparse type)."""
+    from ddr_basicsr.data.iqa_datasets import LOADERS
+
+    name, separator, root = text.partition('=')
+    if not separator or name not in LOADERS:
+        raise argparse.ArgumentTypeError(f'expected NAME=ROOT with NAME in {", ".join(LOADERS)}, got {text!r}')
+    return name, root
 
 
 def add_prepare_arguments(parser: argparse.ArgumentParser, default_crop_size: int, default_step: int) -> None:

@@ -1,5 +1,6 @@
 """Deep Degradation Response (Wu, Ni et al., NeurIPS 2024), Sec. 3: torch and open_clip (OpenCV for the pixel-domain
 JPEG degradation), no BasicSR."""
+import os
 from collections import OrderedDict, defaultdict
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -10,6 +11,7 @@ from torch import nn
 from ddr_basicsr.clip_loading import load_clip
 from ddr_basicsr.cuda_graphs import GraphedFunction
 from ddr_basicsr.pixel_degradations import DEFAULT_PIXEL_LEVELS, PIXEL_DEGRADATIONS
+from ddr_basicsr.prompt_learning import LearnedPrompts, load_prompt_file
 from ddr_basicsr.prompts import DegradationSpec, resolve_prompts
 
 #: Smallest image side we score: below it a CLIP feature says little about the image.
@@ -22,6 +24,8 @@ PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16, 'auto
 DOMAINS = ('feature', 'pixel')
 
 ImageBatch = Union[torch.Tensor, Sequence[torch.Tensor]]
+#: ``prompts``: {name: (degraded, clean)}, or the path of a prompt file written by ``ddr-tune-prompts``.
+PromptsArgument = Union[Mapping[str, Sequence[str]], str, os.PathLike]
 
 
 def square_patch_offsets(height: int, width: int) -> List[int]:
@@ -51,6 +55,28 @@ def feature_distance(features: torch.Tensor, degraded: torch.Tensor, distance: s
     return difference.pow(2).mean(-1)
 
 
+def text_directions(text_features: torch.Tensor, adaptation: bool) -> torch.Tensor:
+    """T_d = Φ_t(P_d^-) - Φ_t(P_d^+) (Eq. 3) from the text features of the D degraded prompts followed by the D
+    clean ones, pre-normalised for Eq. 4 when ``adaptation`` is on: (D, E)."""
+    count = text_features.shape[0] // 2
+    directions = text_features[:count] - text_features[count:]
+    if adaptation:
+        mean = directions.mean(dim=-1, keepdim=True)
+        std = directions.std(dim=-1, keepdim=True)
+        directions = (directions - mean) / (std + ADAPTATION_EPS)
+    return directions
+
+
+def feature_responses(features: torch.Tensor, directions: torch.Tensor, adaptation: bool,
+                      distance: str) -> torch.Tensor:
+    """DDR_d (Eq. 1) of image features (N, E) with F_d = F + T̂_d (Eq. 5), T̂_d adapted to F (Eq. 4): (N, D)."""
+    directions = directions.unsqueeze(0)
+    if adaptation:
+        std, mean = torch.std_mean(features, dim=-1, keepdim=True)
+        directions = directions * std.unsqueeze(1) + mean.unsqueeze(1)
+    return feature_distance(features, features.unsqueeze(1) + directions, distance)
+
+
 class DDR(nn.Module):
     """DDR of images under text-driven (Eq. 3-5) or pixel-domain (Eq. 2) degradations.
 
@@ -60,7 +86,10 @@ class DDR(nn.Module):
         degradations: Table 7 names, names defined in ``prompts``, or (degraded, clean) pairs.
             None: the paper's restoration set {color, content, blur}, or the keys of ``prompts``.
             With ``domain='pixel'``: names among 'blur', 'noise', 'jpeg'.
-        prompts: {name: (degraded, clean)} of words (Eq. 6 template) or full sentences.
+        prompts: {name: (degraded, clean)} of words (Eq. 6 template) or full sentences; or the path of a prompt
+            file written by ``ddr-tune-prompts`` (learned context vectors, :mod:`ddr_basicsr.prompt_learning`):
+            then ``degradations`` are names among the file's (None: all of them) and the CLIP must be the one
+            the prompts were tuned on.
         adaptation: align the text direction's statistics to the image feature (Eq. 4).
         distance: 'cosine' (paper), 'l1' or 'l2'.
         device: where CLIP runs; None picks CUDA when available.
@@ -75,7 +104,7 @@ class DDR(nn.Module):
 
     def __init__(self, model: str = 'ViT-B-32', pretrained: Optional[str] = 'openai',
                  degradations: Optional[Sequence[DegradationSpec]] = None,
-                 prompts: Optional[Mapping[str, Sequence[str]]] = None, adaptation: bool = True,
+                 prompts: Optional[PromptsArgument] = None, adaptation: bool = True,
                  distance: str = 'cosine', device: Optional[Union[str, torch.device]] = None,
                  precision: str = 'fp32', domain: str = 'feature',
                  pixel_levels: Optional[Mapping[str, float]] = None, seed: int = 0, cuda_graphs: bool = True):
@@ -97,9 +126,15 @@ class DDR(nn.Module):
         self.clip_description = clip.description
         self.image_size = clip.image_size
         self.clip = clip.model.eval().requires_grad_(False)
+        self.tokenizer = clip.tokenizer
+        self.learned_prompts: Optional[LearnedPrompts] = None
         self.register_buffer('mean', torch.tensor(clip.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(clip.std).view(1, 3, 1, 1), persistent=False)
-        if domain == 'feature':
+        if domain == 'feature' and isinstance(prompts, (str, os.PathLike)):
+            self.learned_prompts = load_prompt_file(prompts)
+            self.prompts = self.learned_prompts.select(degradations)
+            self.register_buffer('text_directions', self._learned_text_directions(), persistent=False)
+        elif domain == 'feature':
             self.prompts = resolve_prompts(degradations, prompts)
             self.register_buffer('text_directions', self._text_directions(clip.tokenizer), persistent=False)
         else:
@@ -122,13 +157,15 @@ class DDR(nn.Module):
         """T_d = Φ_t(P_d^-) - Φ_t(P_d^+) (Eq. 3), pre-normalised for Eq. 4 when adaptation is on: (D, E)."""
         degraded, clean = zip(*self.prompts.values())
         tokens = tokenizer(list(degraded) + list(clean))
-        text = self.clip.encode_text(tokens).float()
-        directions = text[:len(degraded)] - text[len(degraded):]
-        if self.adaptation:
-            mean = directions.mean(dim=-1, keepdim=True)
-            std = directions.std(dim=-1, keepdim=True)
-            directions = (directions - mean) / (std + ADAPTATION_EPS)
-        return directions
+        return text_directions(self.clip.encode_text(tokens).float(), self.adaptation)
+
+    @torch.no_grad()
+    def _learned_text_directions(self) -> torch.Tensor:
+        """Eq. 3 with the learned context vectors of ``learned_prompts``, rows of ``self.prompts``: (D, E)."""
+        learner = self.learned_prompts.learner(self.clip, self.tokenizer, self.clip_description)
+        directions = text_directions(learner.text_features(self.clip), self.adaptation)
+        rows = [list(self.learned_prompts.prompts).index(name) for name in self.prompts]
+        return directions[rows]
 
     @property
     def degradation_names(self) -> Tuple[str, ...]:
@@ -194,13 +231,13 @@ class DDR(nn.Module):
         with torch.autocast(device_type=pixels.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             return self.clip.encode_image(pixels).float()
 
-    def _feature_responses(self, features: torch.Tensor) -> torch.Tensor:
-        """DDR_d (Eq. 1) with F_d = F + T̂_d (Eq. 5), T̂_d adapted to F (Eq. 4): (N, D)."""
-        directions = self.text_directions.unsqueeze(0)
-        if self.adaptation:
-            std, mean = torch.std_mean(features, dim=-1, keepdim=True)
-            directions = directions * std.unsqueeze(1) + mean.unsqueeze(1)
-        return feature_distance(features, features.unsqueeze(1) + directions, self.distance)
+    def patch_features(self, x: torch.Tensor) -> Tuple[torch.Tensor, int]:
+        """Image features (B·n, E) of the n square patches of each image (image-major), and n."""
+        return self._patch_features(self._check_images(x))
+
+    def _patch_features(self, x: torch.Tensor) -> Tuple[torch.Tensor, int]:
+        patches, count = self._patches(x)
+        return self.encode_images(patches), count
 
     def _pixel_responses(self, x: torch.Tensor) -> Tuple[torch.Tensor, int]:
         """DDR_d with F_d = Φ_v(D(i, ω_d)) (Eq. 2): (B·n, D) responses of the n patches of each image, and n."""
@@ -213,8 +250,8 @@ class DDR(nn.Module):
     def _patch_mean_responses(self, x: torch.Tensor) -> torch.Tensor:
         """(B, D) responses of checked images, averaged over each image's square patches."""
         if self.domain == 'feature':
-            patches, count = self._patches(x)
-            responses = self._feature_responses(self.encode_images(patches))
+            features, count = self._patch_features(x)
+            responses = feature_responses(features, self.text_directions, self.adaptation, self.distance)
         else:
             responses, count = self._pixel_responses(x)
         return responses.view(x.shape[0], count, -1).mean(dim=1)
@@ -280,6 +317,8 @@ class DDR(nn.Module):
         return torch.stack(list(self.quality_responses(images, batch_size).values()), dim=1).mean(dim=1)
 
     def extra_repr(self) -> str:
-        return (f'clip={self.clip_description!r}, degradations={self.degradation_names}, domain={self.domain}, '
+        learned = f', learned_prompts={self.learned_prompts.path!r}' if self.learned_prompts else ''
+        return (f'clip={self.clip_description!r}, degradations={self.degradation_names}{learned}, '
+                f'domain={self.domain}, '
                 f'adaptation={self.adaptation}, distance={self.distance}, precision={self.precision}, '
                 f'cuda_graphs={self.cuda_graphs}')

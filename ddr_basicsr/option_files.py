@@ -5,6 +5,7 @@ generated files by hand.
     options/{nafnet,restormer}_{gopro,realblur,realsr_city100}_{psnr,lpips,ctx,pdl,fdl,ddr}.yml  Tables 4, 5
     options/ablation/nafnet_gopro_ddr_*.yml                                                     Table 6
     options/test/<same stem>.yml, options/test/ablation/*.yml, options/test/official_*.yml
+    options/finetune/*_gopro_{ddr,psnr}.yml                      DDR fine-tunes of the official checkpoints
 """
 import re
 from pathlib import Path
@@ -184,6 +185,35 @@ OFFICIAL_TESTS = [
     ('official_restormer_realblur_r', 'Restormer_RealBlur-R_official', 'restormer', {}, 'RealBlur_R', ECC_METRICS,
      'motion_deblurring.pth', 'Restormer paper (trained on GoPro): 36.19 / 0.957'),
 ]
+# ---------------------------------------------------------------------------------------------------------------
+# Beyond the paper: short fine-tunes of the official GoPro checkpoints, DDR and the PSNR-only control.
+# key -> (official test stem, lr, eta_min, train changes, header lines giving the schedule and its reasons).
+FINETUNE_ITERS = 20000
+FINETUNE_VAL_FREQ = 5e3
+FINETUNE_SHARED_LINES = [
+    'Schedule: {iters} iterations ({share} of the from-scratch {full}k, which costs 20-30 GPU-hours per setting,',
+    '  paper A.2.2); AdamW lr {lr} (a tenth of the official {official_lr}: the checkpoint has converged, the full',
+    '  rate would first undo it), cosine decay to {eta_min} over the run (TrueCosineAnnealingLR), no warm-up;',
+    '  otherwise the from-scratch recipe: batch 4, gradient-norm clipping at 0.01, the paper\'s PSNR loss',
+    '  (+ DDR with lambda_d = 2.0).',
+    'The network is loaded strictly (strict_load_g) from the authors\' file (key "params"): get it with',
+    '  python scripts/get_pretrained.py (experiments/pretrained_models/{checkpoint}).',
+    'Validation at iteration 0 (val.val_at_start: the starting checkpoint\'s PSNR/SSIM opens the log, "@ 0 iter")',
+    '  and every {val_freq} iterations; compare with options/test/{official_test}.yml.',
+]
+FINETUNES: Dict[str, Dict[str, Any]] = {
+    'nafnet_width64': {'arch': 'nafnet', 'label': 'NAFNet-width64', 'network': {}, 'official': OFFICIAL_TESTS[0],
+                       'lr': 1e-4, 'eta_min': 1e-7, 'dataset': {}, 'lines': []},
+    'nafnet_width32': {'arch': 'nafnet', 'label': 'NAFNet-width32', 'network': {'width': 32},
+                       'official': OFFICIAL_TESTS[1], 'lr': 1e-4, 'eta_min': 1e-7, 'dataset': {}, 'lines': []},
+    'restormer': {'arch': 'restormer', 'label': 'Restormer', 'network': {}, 'official': OFFICIAL_TESTS[2], 'lr': 3e-5,
+                  'eta_min': 1e-6, 'dataset': {'gt_size': 256},
+                  'lines': ['Restormer: fixed 256-px crops, batch 4 (the paper\'s batch at the crop size of the',
+                            '  official stage 4) instead of progressive learning: the 320/384-px stages run at batch 1',
+                            '  and would show the network 4x fewer crops in the short run.']},
+}
+FINETUNE_LOSSES = ('ddr', 'psnr')
+
 TEST_FOLDERS = {'GoPro': ('datasets/GoPro/test/target.lmdb', 'datasets/GoPro/test/input.lmdb'),
                 'RealBlur_J': DATASETS['realblur']['test'],
                 'RealBlur_R': ('datasets/RealBlur_R/test/target.lmdb', 'datasets/RealBlur_R/test/input.lmdb')}
@@ -238,6 +268,48 @@ def train_options(arch: str, dataset: str, name: str, loss_blocks: Dict[str, Any
                    'use_tb_logger': True, 'wandb': {'project': None, 'resume_id': None}},
         'dist_params': {'backend': 'nccl', 'port': 29500},
     }
+
+
+def finetune_name(key: str, loss: str) -> str:
+    """BasicSR experiment name of a fine-tune, e.g. NAFNet-width64_GoPro_finetune_DDR."""
+    return f"{FINETUNES[key]['label']}_GoPro_finetune_{LOSSES[loss][0]}"
+
+
+def finetune_options(key: str, loss: str) -> Dict[str, Any]:
+    """Option dict of a fine-tune of the official checkpoint ``FINETUNES[key]`` with the losses of ``loss``."""
+    f = FINETUNES[key]
+    options = train_options(f['arch'], 'gopro', finetune_name(key, loss), LOSSES[loss][2])
+    options['network_g'] = {**ARCHS[f['arch']]['network'], **f['network']}
+    options['datasets']['train'].update(f['dataset'])
+    options['path'] = {'pretrain_network_g': f"experiments/pretrained_models/{f['official'][6]}",
+                       'param_key_g': 'params', 'strict_load_g': True, 'resume_state': None}
+    train = options['train']
+    train.pop('progressive', None)
+    train['optim_g'] = {**train['optim_g'], 'lr': f['lr']}
+    train['scheduler'] = {'type': 'TrueCosineAnnealingLR', 'T_max': FINETUNE_ITERS, 'eta_min': f['eta_min']}
+    train['total_iter'] = FINETUNE_ITERS
+    options['val'] = {'val_at_start': True, **_val_section(f['arch'], PLAIN_METRICS, FINETUNE_VAL_FREQ)}
+    options['logger'] = {**options['logger'], 'print_freq': 100, 'save_checkpoint_freq': FINETUNE_VAL_FREQ}
+    return options
+
+
+def _plain(value: float) -> str:
+    return _scalar(value).replace('!!float ', '')
+
+
+def _finetune_header(key: str, loss: str) -> List[str]:
+    f, a = FINETUNES[key], ARCHS[FINETUNES[key]['arch']]
+    role = ('DDR fine-tune: PSNR + DDR (Eq. 8).' if loss == 'ddr' else
+            'PSNR-only control: the same schedule without DDR, to separate what DDR adds from what more training adds.')
+    values = {'iters': FINETUNE_ITERS, 'share': f"{100 * FINETUNE_ITERS / a['train']['total_iter']:.0f} %",
+              'full': a['train']['total_iter'] // 1000, 'official_lr': _plain(a['train']['optim_g']['lr']),
+              'lr': _plain(f['lr']), 'eta_min': _plain(f['eta_min']), 'checkpoint': f['official'][6],
+              'val_freq': _plain(FINETUNE_VAL_FREQ), 'official_test': f['official'][0]}
+    return ([f"Beyond the paper: fine-tune of the official {f['label']} GoPro checkpoint {f['official'][6]}",
+             f"  ({f['official'][7]}).", role,
+             f'Train: python -m ddr_basicsr.train -opt options/finetune/{key}_gopro_{loss}.yml',
+             f"Data:  {DATASETS['gopro']['prepare']}"]
+            + [line.format(**values) for line in FINETUNE_SHARED_LINES] + f['lines'])
 
 
 def evaluation_options(arch: str, name: str, network: Dict[str, Any], set_name: str, folders: Tuple[str, str],
@@ -395,6 +467,9 @@ def generated_files() -> Dict[str, str]:
         files[f'test/{stem}.yml'] = render(header, evaluation_options(
             arch, name, {**ARCHS[arch]['network'], **change}, f"{folder.replace('_', '-')}-test", TEST_FOLDERS[folder],
             metrics, f'experiments/pretrained_models/{checkpoint}'))
+    for key in FINETUNES:
+        for loss in FINETUNE_LOSSES:
+            files[f'finetune/{key}_gopro_{loss}.yml'] = render(_finetune_header(key, loss), finetune_options(key, loss))
     files['README.md'] = readme()
     return files
 
@@ -417,7 +492,11 @@ def readme() -> str:
                 f"{_fmt(PAPER_RESULTS[('nafnet', 'gopro')]['ddr'])} | `test/nafnet_gopro_ddr.yml` |")
     official = [f'| `test/{stem}.yml` | `experiments/pretrained_models/{checkpoint}` | {reported} |'
                 for stem, _, _, _, _, _, checkpoint, reported in OFFICIAL_TESTS]
-    return '\n'.join(README_TEMPLATE).format(rows='\n'.join(rows), official='\n'.join(official)) + '\n'
+    finetune = [f"| `finetune/{key}_gopro_{loss}.yml` | `experiments/pretrained_models/{f['official'][6]}` | "
+                f"{'PSNR + DDR' if loss == 'ddr' else 'PSNR only (control)'} |"
+                for key, f in FINETUNES.items() for loss in FINETUNE_LOSSES]
+    return '\n'.join(README_TEMPLATE).format(rows='\n'.join(rows), official='\n'.join(official),
+                                            finetune='\n'.join(finetune)) + '\n'
 
 
 README_TEMPLATE = [
@@ -448,6 +527,16 @@ README_TEMPLATE = [
     '| test file | checkpoint | reported |',
     '|---|---|---|',
     '{official}',
+    '',
+    '## Fine-tunes of the official checkpoints (beyond the paper)',
+    '',
+    f'Short fine-tunes ({FINETUNE_ITERS} iterations, a tenth of the official learning rate, validation from',
+    'iteration 0) of the official GoPro checkpoints, with DDR and without it (the control); each file\'s header',
+    'gives the schedule and why. `python scripts/get_pretrained.py` fetches and verifies the checkpoints.',
+    '',
+    '| training file | starts from | losses |',
+    '|---|---|---|',
+    '{finetune}',
     '',
     '## Data',
     '',

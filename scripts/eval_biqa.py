@@ -15,9 +15,9 @@ arguments or dataset files (the message names the file).
 import argparse
 import os
 import sys
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
-from ddr_basicsr.cli_options import CommandLineError, add_model_arguments, ddr_from_arguments
+from ddr_basicsr.cli_options import CommandLineError, add_model_arguments, ddr_from_arguments, parse_dataset_argument
 from ddr_basicsr.data.iqa_datasets import (
     KONIQ_RESOLUTIONS,
     KONIQ_SCORE_COLUMNS,
@@ -27,16 +27,9 @@ from ddr_basicsr.data.iqa_datasets import (
 )
 
 
-def parse_dataset(text: str) -> Tuple[str, str]:
-    name, separator, root = text.partition('=')
-    if not separator or name not in LOADERS:
-        raise argparse.ArgumentTypeError(f'expected NAME=ROOT with NAME in {", ".join(LOADERS)}, got {text!r}')
-    return name, root
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--dataset', action='append', type=parse_dataset, required=True, metavar='NAME=ROOT',
+    parser.add_argument('--dataset', action='append', type=parse_dataset_argument, required=True, metavar='NAME=ROOT',
                         help=f'dataset to evaluate (repeatable); NAME in {", ".join(LOADERS)}')
     parser.add_argument('--output-dir', required=True, help='results and per-image score cache go here')
     parser.add_argument('--metrics', default='ddr,niqe', help='comma-separated, among ddr, niqe (default: both)')

@@ -16,7 +16,7 @@ import os
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import cv2
 import torch
@@ -262,8 +262,11 @@ def read_path_list(path: str) -> List[str]:
         return [line for line in handle.read().splitlines() if line]
 
 
-def load_prompts(path: str) -> Dict[str, List[str]]:
-    """Read a YAML or JSON mapping {degradation name: [degraded prompt, clean prompt]}."""
+def load_prompts(path: str) -> Union[str, Dict[str, List[str]]]:
+    """Read a YAML or JSON mapping {degradation name: [degraded prompt, clean prompt]}; a ``.pt`` file is a tuned
+    prompt file (``ddr-tune-prompts``), returned as its path for ``DDR(prompts=...)`` to read."""
+    if path.endswith('.pt'):
+        return path
     with open(path, encoding='utf-8') as handle:
         prompts = yaml.safe_load(handle)
     if not isinstance(prompts, dict) or not prompts:
@@ -287,7 +290,7 @@ def format_csv(results: Sequence[ImageScore], names: Sequence[str]) -> str:
 
 
 def build_ddr(model: str, pretrained: Optional[str], degradations: Optional[str],
-              prompts: Optional[Mapping[str, Sequence[str]]], device: Optional[str], precision: str,
+              prompts: Optional[Union[str, Mapping[str, Sequence[str]]]], device: Optional[str], precision: str,
               default_degradations: Sequence[str] = BIQA_DEGRADATIONS, adaptation: bool = True,
               distance: str = 'cosine') -> DDR:
     """DDR from command-line values; without ``degradations`` and ``prompts``, ``default_degradations``
@@ -302,5 +305,8 @@ def build_ddr(model: str, pretrained: Optional[str], degradations: Optional[str]
 def ddr_settings(ddr: DDR) -> Dict[str, object]:
     """What the scores of ``ddr`` depend on, as JSON values: the CLIP model, the prompts, the precision, the
     adaptation (Eq. 4) and the distance (Eq. 1)."""
-    return {'clip': ddr.clip_description, 'prompts': dict(ddr.prompts), 'precision': ddr.precision,
-            'adaptation': ddr.adaptation, 'distance': ddr.distance}
+    settings = {'clip': ddr.clip_description, 'prompts': dict(ddr.prompts), 'precision': ddr.precision,
+                'adaptation': ddr.adaptation, 'distance': ddr.distance}
+    if ddr.learned_prompts is not None:  # tuned vectors change the scores, not the prompt sentences
+        settings['learned_prompts'] = ddr.learned_prompts.digest
+    return settings

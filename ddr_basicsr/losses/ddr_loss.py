@@ -1,11 +1,11 @@
 """DDRLoss: the DDR term of the restoration objective (Eq. 8) for BasicSR's loss registry."""
-from typing import Mapping, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 
-from ddr_basicsr.ddr import DDR
+from ddr_basicsr.ddr import DDR, PromptsArgument
 from ddr_basicsr.losses.loss_util import check_reduction, per_image_weight, reduce_per_image
 from ddr_basicsr.prompts import RESTORATION_DEGRADATIONS
 
@@ -27,12 +27,14 @@ class DDRLoss(nn.Module):
     step does.
     ``precision: auto`` (default) runs CLIP in bf16 autocast on a GPU, as the authors' code runs it in
     fp16, and in fp32 on a CPU; 'fp32' forces float32 everywhere.
+    ``prompts``: {name: [degraded, clean]}, or the path of a prompt file of ``ddr-tune-prompts`` (``prompts:
+    tuned.pt``; then ``degradations`` must be among the file's, and the CLIP the one it was tuned with).
     """
 
     requires_reference = False
 
     def __init__(self, loss_weight: float = 1.0, degradations: Optional[Sequence] = RESTORATION_DEGRADATIONS,
-                 prompts: Optional[Mapping[str, Sequence[str]]] = None, model: str = 'ViT-B-32',
+                 prompts: Optional[PromptsArgument] = None, model: str = 'ViT-B-32',
                  pretrained: Optional[str] = 'openai', adaptation: bool = True, distance: str = 'cosine',
                  precision: str = 'auto', reduction: str = 'mean', cuda_graphs: bool = True):
         super().__init__()

@@ -9,6 +9,7 @@ Option file::
           better: higher                 # BasicSR's default; DDR grows with quality
           degradations: [color, noise, blur, exposure]   # default: the paper's BIQA set
           # model: ViT-B-32, pretrained: openai, prompts: {name: [degraded, clean]}, device: cuda, precision: fp32
+          # prompts: tuned.pt                            # a prompt file of ddr-tune-prompts
 
 ``calculate_ddr`` follows ``calculate_psnr``'s convention: ``img`` is what ``tensor2img`` gives
 (uint8, BGR, HWC, [0, 255]); ``img2`` (the ground truth) is ignored. ``calculate_ddr_pt`` takes
@@ -23,7 +24,7 @@ import torch
 from basicsr.metrics.metric_util import reorder_image
 from basicsr.utils.registry import METRIC_REGISTRY
 
-from ddr_basicsr.ddr import DDR
+from ddr_basicsr.ddr import DDR, PromptsArgument
 from ddr_basicsr.prompts import BIQA_DEGRADATIONS
 
 _DDR_MODELS: Dict[Tuple, DDR] = {}
@@ -39,7 +40,7 @@ def _freeze(value):
 
 def get_ddr(model: str = 'ViT-B-32', pretrained: Optional[str] = 'openai',
             degradations: Optional[Union[str, Sequence]] = BIQA_DEGRADATIONS,
-            prompts: Optional[Mapping[str, Sequence[str]]] = None, device: Optional[str] = None,
+            prompts: Optional[PromptsArgument] = None, device: Optional[str] = None,
             precision: str = 'fp32') -> DDR:
     """The DDR model for these options, built on first use and then reused (one CLIP per process)."""
     if device is None:

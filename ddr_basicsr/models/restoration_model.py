@@ -11,6 +11,8 @@ Added for the official NAFNet / Restormer recipes: any ``torch.optim`` optimizer
 (``use_grad_clip``, ``grad_clip_norm``), bf16 autocast of the restoration network
 (``mixed_precision: bf16``), Restormer's progressive patch/batch schedule (``progressive``) and
 reflect-padding of validation inputs to a multiple of ``val.window_size`` (or ``network_g.window_size``).
+For fine-tuning, ``val.val_at_start: true`` validates the starting network before the first iteration of a
+fresh run (BasicSR 1.4.2's loop validates only every ``val_freq`` iterations), logged as iteration 0.
 
 A NaN/Inf loss term or network output stops training before the update with the iteration and the term
 (:class:`NonFiniteLossError`); ``train.max_nonfinite_skips: N`` skips up to N such steps instead, counted in
@@ -321,6 +323,23 @@ class RestorationModel(SRModel):
                              'torch.optim.lr_scheduler class name')
         check_numeric_options('train.scheduler', scheduler_opt)
         self.schedulers = [scheduler_cls(optimizer, **scheduler_opt) for optimizer in self.optimizers]
+
+    def update_learning_rate(self, current_iter: int, warmup_iter: int = -1) -> None:
+        """BasicSR's, preceded at the first iteration of a fresh run by :meth:`validate_at_start` when
+        ``val.val_at_start`` is true (the loop calls this first at every iteration; a resumed run starts later)."""
+        if current_iter == 1 and (self.opt.get('val') or {}).get('val_at_start'):
+            self.validate_at_start()
+        super().update_learning_rate(current_iter, warmup_iter)
+
+    def validate_at_start(self) -> None:
+        """Validate the starting network on every ``datasets.val*`` set, as iteration 0 (text log only: the
+        TensorBoard writer belongs to the training loop)."""
+        from basicsr.data import build_dataloader, build_dataset
+        for phase, dataset_opt in self.opt['datasets'].items():
+            if phase.split('_')[0] == 'val':
+                loader = build_dataloader(build_dataset(dataset_opt), dataset_opt, num_gpu=self.opt['num_gpu'],
+                                          dist=self.opt['dist'], sampler=None, seed=self.opt['manual_seed'])
+                self.validation(loader, 0, None, self.opt['val'].get('save_img', False))
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,

@@ -94,8 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     fig7 = add('fig7', 'Fig. 7: SRCC of DDR_d with the mean/std of VGG relu1_1 ... relu5_1', clip)
     fig7.add_argument('--dataset', default='livec', choices=DATASET_NAMES, help='default: livec')
     fig7.add_argument('--vgg-weights', default=None, help='local torchvision VGG19 state dict')
-    collect = add('tables4-6', 'Tables 4-6: collect finished ddr-test results beside the paper\'s numbers')
-    collect.add_argument('--results-root', default='.', help='folder holding results/ and experiments/ (default .)')
+    results = argparse.ArgumentParser(add_help=False)
+    results.add_argument('--results-root', default='.', help='folder holding results/ and experiments/ (default .)')
+    add('tables4-6', 'Tables 4-6: collect finished ddr-test results beside the paper\'s numbers', results)
+    add('finetunes', 'Beyond the paper: the runs of options/finetune/ beside their starting checkpoints', results)
     crop = add('crops', 'Figs. 5, 6, 8-10: the same region of several outputs, enlarged, side by side')
     crop.add_argument('--image', action='append', type=name_value, required=True, metavar='LABEL=PATH',
                       help='an image and its label, in panel order (repeatable)')
@@ -108,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace):
     """Run the sub-command of ``args``; returns its Report."""
-    from ddr_basicsr.paper import crops, fig1, fig2, fig7, table1, table2, table3, table8, tables4_6
+    from ddr_basicsr.paper import crops, fig1, fig2, fig7, finetunes, table1, table2, table3, table8, tables4_6
     from ddr_basicsr.paper.common import ModelChoice
     roots = dict(args.root)
     model = None
@@ -128,6 +130,7 @@ def run(args: argparse.Namespace):
         'table8': lambda: table8.table8(roots, args.output_dir, model, dict(args.backbone_weights), args.rows),
         'fig7': lambda: fig7.fig7(roots, args.output_dir, model, args.dataset, args.vgg_weights),
         'tables4-6': lambda: tables4_6.tables4_6(args.results_root),
+        'finetunes': lambda: finetunes.finetunes(args.results_root),
         'crops': lambda: crops.crops(args.image, crops.parse_box(args.box), args.output_dir, args.name, args.scale,
                                      args.reference),
     }

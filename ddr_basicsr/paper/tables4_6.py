@@ -18,22 +18,28 @@ from ddr_basicsr.paper.numbers import TABLE6_ABLATIONS, TABLES4_5
 METRIC_LINE = re.compile(r'#\s*(\w+):\s*(-?[\d.]+(?:e-?\d+)?)')
 
 
-def last_validation(log_path: str) -> Dict[str, float]:
-    """The metrics of the last ``Validation <set>`` block of a BasicSR log ({} when it has none)."""
-    last: Dict[str, float] = {}
+def validations(log_path: str) -> List[Dict[str, float]]:
+    """The metrics of every ``Validation <set>`` block of a BasicSR log, in order."""
+    blocks: List[Dict[str, float]] = []
     current: Optional[Dict[str, float]] = None
     with open(log_path, encoding='utf-8', errors='replace') as handle:
         for line in handle:
             if 'Validation ' in line:
                 current = {}
-                last = current
+                blocks.append(current)
                 continue
             match = METRIC_LINE.search(line)
             if current is not None and match:
                 current[match.group(1)] = float(match.group(2))
             elif current is not None and line.strip():
                 current = None
-    return last
+    return blocks
+
+
+def last_validation(log_path: str) -> Dict[str, float]:
+    """The metrics of the last ``Validation <set>`` block of a BasicSR log ({} when it has none)."""
+    blocks = validations(log_path)
+    return blocks[-1] if blocks else {}
 
 
 def find_result(root: str, name: str) -> Tuple[Dict[str, float], str]:
