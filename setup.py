@@ -74,7 +74,7 @@ setup(
         'openpyxl',
         'matplotlib',
     ],
-    extras_require={'test': ['pytest', 'ruff'], 'iqa': ['pyiqa']},
+    extras_require={'test': ['pytest', 'pytest-xdist', 'ruff', 'pyiqa'], 'iqa': ['pyiqa']},
     entry_points={
         'console_scripts': [
             'ddr-train=ddr_basicsr.train:main',

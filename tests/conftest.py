@@ -10,20 +10,17 @@ REFERENCE_VECTORS_PATH = DATA_DIR / 'ddr_reference_vectors.npz'
 ARCH_KEYS_DIR = DATA_DIR / 'archs'
 
 
+def pytest_configure(config) -> None:
+    """One intra-op torch thread in every test process: the models here are tiny, two threads on two cores wait on
+    each other (5-30x slower steps were seen on a busy machine), and ``-n 2`` runs two test processes."""
+    import torch
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope='session')
 def tiny_clip_path() -> str:
     """Path of a randomly initialised CLIP ViT in OpenAI's format (see tests/data/README.md)."""
     return str(TINY_CLIP_PATH)
-
-
-@pytest.fixture(scope='module')
-def one_thread():
-    """One intra-op torch thread for a module: on a busy 2-core machine small models then run up to 10x faster."""
-    import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='session')

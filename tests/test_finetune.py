@@ -58,7 +58,7 @@ def test_finetune_files_load_and_build_the_official_networks(stem):
 
 
 def test_synthetic_official_checkpoint_loads_strictly_and_finetunes(width32_checkpoint, dataset_root, tiny_clip_path,
-                                                                    tmp_path, one_thread):
+                                                                    tmp_path):
     opt = load_yaml(str(REPO / 'options' / 'finetune' / 'nafnet_width32_gopro_ddr.yml'))
     opt['num_gpu'] = 0
     for phase, split in (('train', 'train'), ('val', 'val')):

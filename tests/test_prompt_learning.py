@@ -23,7 +23,7 @@ IMAGES = torch.rand(2, 3, 40, 56, generator=torch.Generator().manual_seed(0))
 
 
 @pytest.fixture(scope='module')
-def ddr(tiny_clip_path, one_thread):
+def ddr(tiny_clip_path):
     return DDR(pretrained=tiny_clip_path, degradations=BIQA_DEGRADATIONS, device='cpu')
 
 
@@ -42,7 +42,7 @@ def write_blur_dataset(root: Path, count: int = 24) -> IQADataset:
 
 
 @pytest.fixture(scope='module')
-def tuned_ddr(tuned, tiny_clip_path, one_thread):
+def tuned_ddr(tuned, tiny_clip_path):
     return DDR(pretrained=tiny_clip_path, prompts=tuned[0].prompt_file, device='cpu')
 
 
@@ -93,7 +93,7 @@ def test_tuning_raises_training_srcc_and_leaves_clip_alone(ddr, tuned):
     assert '| synthblur | 24 |' in (folder / 'cross_dataset.md').read_text()
 
 
-def test_prompt_file_round_trips_into_ddr_and_the_loss(ddr, tuned, tuned_ddr, tiny_clip_path, one_thread):
+def test_prompt_file_round_trips_into_ddr_and_the_loss(ddr, tuned, tuned_ddr, tiny_clip_path):
     outcome = tuned[0]
     learned = load_prompt_file(outcome.prompt_file)
     assert list(learned.prompts) == list(BIQA_DEGRADATIONS) and learned.prompts == dict(ddr.prompts)
@@ -116,7 +116,7 @@ def test_prompt_file_round_trips_into_ddr_and_the_loss(ddr, tuned, tuned_ddr, ti
         learned.select(RESTORATION_DEGRADATIONS)  # what DDRLoss(prompts=file) with its default degradations does
 
 
-def test_backbone_mismatch_is_refused(tuned, tiny_clip_path, tmp_path, one_thread):
+def test_backbone_mismatch_is_refused(tuned, tiny_clip_path, tmp_path):
     outcome = tuned[0]
     state = torch.load(tiny_clip_path, weights_only=True)
     state['token_embedding.weight'] = state['token_embedding.weight'] * 1.5
@@ -130,7 +130,7 @@ def test_backbone_mismatch_is_refused(tuned, tiny_clip_path, tmp_path, one_threa
         load_prompt_file(not_prompts)
 
 
-def test_ddr_score_reads_a_tuned_prompt_file(tuned, tuned_ddr, tiny_clip_path, tmp_path, one_thread):
+def test_ddr_score_reads_a_tuned_prompt_file(tuned, tuned_ddr, tiny_clip_path, tmp_path):
     outcome, _, folder, _ = tuned
     assert load_prompts(outcome.prompt_file) == outcome.prompt_file
     image = str(folder / 'blur' / '000.png')
@@ -156,8 +156,7 @@ def test_a_rerun_resumes_from_the_saved_state(ddr, tuned):
     assert torch.equal(load_prompt_file(again.prompt_file).context, first)
 
 
-def test_ddr_tune_prompts_command_on_a_dataset_in_its_official_layout(tuned, tiny_clip_path, tmp_path, capsys,
-                                                                      one_thread):
+def test_ddr_tune_prompts_command_on_a_dataset_in_its_official_layout(tuned, tiny_clip_path, tmp_path, capsys):
     dataset = tuned[3]
     root = tmp_path / 'tid2013'
     (root / 'distorted_images').mkdir(parents=True)

@@ -35,14 +35,10 @@ def write_live_blur(root):
 
 @pytest.fixture(autouse=True, scope='module')
 def small_and_fast():
-    """Every DDR of this module shares one load of the tiny CLIP (frozen, so sharing is safe: ~1 s per DDR saved),
-    and torch uses one thread: these models are tiny, and on a shared 2-core machine two threads run ~5x slower."""
+    """Every DDR of this module shares one load of the tiny CLIP (frozen, so sharing is safe: ~1 s per DDR saved)."""
     patch = pytest.MonkeyPatch()
     patch.setattr(ddr_module, 'load_clip', functools.lru_cache()(ddr_module.load_clip))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield
-    torch.set_num_threads(threads)
     patch.undo()
 
 

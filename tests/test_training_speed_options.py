@@ -61,18 +61,8 @@ def train_two_steps(model: RestorationModel) -> StepResult:
     return StepResult(losses, [p.grad.clone() for p in parameters], [p.detach().clone() for p in parameters])
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """One intra-op thread: these tensors are tiny, and two threads on a busy 2-core machine wait on each other
-    (30x slower steps were seen)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope='module')
-def plain(one_thread) -> StepResult:
+def plain() -> StepResult:
     return train_two_steps(new_model(**PLAIN))
 
 
