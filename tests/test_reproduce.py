@@ -12,9 +12,9 @@ import torch
 from scipy.io import savemat
 
 from ddr_basicsr import ddr as ddr_module
-from ddr_basicsr.iqa import scoring
+from ddr_basicsr.iqa import cpbd, scoring
 from ddr_basicsr.iqa.evaluation import PAPER_TABLE3
-from ddr_basicsr.paper import cli, cpbd, crops, fig1, fig7, icnet, table2, table3
+from ddr_basicsr.paper import cli, crops, fig1, fig7, icnet, table2, table3
 from ddr_basicsr.paper.common import ModelChoice
 from ddr_basicsr.paper.numbers import TABLE3, TABLE8
 from test_iqa_datasets import LIVE_FOLDERS, WRITERS, write_image

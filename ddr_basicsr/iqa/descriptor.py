@@ -6,14 +6,9 @@ image attributes that need no learned model:
 * colorfulness M of Hasler and Süsstrunk (2003): on 0-255 RGB, rg = R - G, yb = (R + G) / 2 - B,
   M = sqrt(σ_rg² + σ_yb²) + 0.3 · sqrt(μ_rg² + μ_yb²);
 * sharpness: CPBD, the cumulative probability of blur detection of Narvekar and Karam (2011, the
-  paper's [44]), as implemented here: luma (BT.601) rounded to integers in [0, 255]; Canny edges (Gaussian σ = √2 first,
-  high threshold = 70th percentile of the gradient magnitude, low = 0.4 · high, as MATLAB's default);
-  64×64 blocks with more than 0.2 % edge pixels are edge blocks; in them, each edge pixel with a
-  mostly horizontal gradient (a vertical edge) gets the width of the monotonic intensity run through
-  it along its row (Marziliano et al.); w_JNB = 5 px when the block's contrast (max - min) is at
-  most 50, else 3 px; P_blur = 1 - exp(-(w / w_JNB)^3.6); CPBD = share of those edge pixels with
-  P_blur ≤ 0.63 (0 when the image has no such edge). Higher = sharper. An image smaller than one block
-  gets no sharpness (its failure says it is too small for CPBD) and is left out of that column's SRCC;
+  paper's [44]), as the authors' reference code computes it (:mod:`ddr_basicsr.iqa.cpbd`). Higher = sharper.
+  An image smaller than one 64×64 block gets no sharpness (its failure says it is too small for CPBD) and is
+  left out of that column's SRCC;
 * quality: a MOS column of a CSV file, or the subjective scores of an IQA dataset (DMOS negated, so
   higher = better). Image complexity (the paper's IC9600 model) is left out: it is a learned model.
 
@@ -30,7 +25,6 @@ import os
 import sys
 from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -38,6 +32,8 @@ from ddr_basicsr.atomic_files import atomic_path, atomic_paths
 from ddr_basicsr.data.iqa_datasets import load_dataset
 from ddr_basicsr.ddr import DDR
 from ddr_basicsr.image_io import read_image, resize_short_side
+from ddr_basicsr.iqa.cpbd import BLOCK as CPBD_BLOCK
+from ddr_basicsr.iqa.cpbd import cpbd
 from ddr_basicsr.iqa.evaluation import format_number, srcc, too_small_message
 from ddr_basicsr.iqa.scoring import collect_inputs, iter_quality_scores
 
@@ -58,10 +54,6 @@ PAPER_TABLE2 = {
     'content': {'complexity': -0.357, 'colorfulness': 0.612, 'sharpness': 0.561, 'quality': 0.642},
 }
 ATTRIBUTES = ('colorfulness', 'sharpness', 'quality')
-CPBD_BLOCK = 64
-CPBD_EDGE_SHARE = 0.002
-CPBD_BETA = 3.6
-CPBD_P_JNB = 0.63
 THUMBNAIL_SIDE = 160
 MONTAGE_DPI = 100
 
@@ -78,55 +70,14 @@ def colorfulness(rgb: np.ndarray) -> float:
     return float(math.hypot(rg.std(), yb.std()) + 0.3 * math.hypot(rg.mean(), yb.mean()))
 
 
-def _run_bounds(row_values: np.ndarray, rising: bool) -> np.ndarray:
-    """Per pixel, the length of the strictly monotonic (rising or falling) run through it along each row."""
-    steps = np.diff(row_values, axis=1)
-    moving = steps > 0 if rising else steps < 0
-    height, width = row_values.shape
-    columns = np.broadcast_to(np.arange(width), (height, width))
-    # a run through column j starts at the last column s <= j with no step s-1 -> s, ends at the first e >= j
-    # with no step e -> e+1
-    starts_here = np.ones((height, width), dtype=bool)
-    starts_here[:, 1:] = ~moving
-    ends_here = np.ones((height, width), dtype=bool)
-    ends_here[:, :-1] = ~moving
-    start = np.maximum.accumulate(np.where(starts_here, columns, 0), axis=1)
-    end = np.minimum.accumulate(np.where(ends_here, columns, width - 1)[:, ::-1], axis=1)[:, ::-1]
-    return end - start
-
-
 def cpbd_sharpness(rgb: np.ndarray) -> float:
-    """CPBD sharpness in [0, 1] of an (H, W, 3) RGB image in [0, 255] (see the module docstring); ValueError
-    for an image smaller than one block."""
+    """CPBD sharpness in [0, 1] of an (H, W, 3) RGB image in [0, 255] (:func:`ddr_basicsr.iqa.cpbd.cpbd`);
+    ValueError for an image smaller than one block."""
     height, width = rgb.shape[:2]
     if height < CPBD_BLOCK or width < CPBD_BLOCK:
         raise ValueError(too_small_message('CPBD sharpness', height, width,
                                            f'at least one {CPBD_BLOCK}x{CPBD_BLOCK} block'))
-    luma = np.rint(rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114]))
-    smooth = cv2.GaussianBlur(luma, (0, 0), math.sqrt(2))
-    grad_x = cv2.Sobel(smooth, cv2.CV_64F, 1, 0)
-    grad_y = cv2.Sobel(smooth, cv2.CV_64F, 0, 1)
-    magnitude = np.hypot(grad_x, grad_y)
-    high = float(np.percentile(magnitude, 70))
-    if high <= 0:
-        return 0.0
-    edges = cv2.Canny(np.clip(np.rint(smooth), 0, 255).astype(np.uint8), 0.4 * high, high, L2gradient=True) > 0
-    vertical = edges & (np.abs(grad_x) >= np.abs(grad_y))
-    widths = np.where(grad_x > 0, _run_bounds(luma, rising=True), _run_bounds(luma, rising=False))
-    probabilities = []
-    height, width = luma.shape
-    for top in range(0, height - CPBD_BLOCK + 1, CPBD_BLOCK):
-        for left in range(0, width - CPBD_BLOCK + 1, CPBD_BLOCK):
-            window = (slice(top, top + CPBD_BLOCK), slice(left, left + CPBD_BLOCK))
-            if edges[window].sum() <= CPBD_EDGE_SHARE * CPBD_BLOCK * CPBD_BLOCK:
-                continue
-            contrast = luma[window].max() - luma[window].min()
-            width_jnb = 5.0 if contrast <= 50 else 3.0
-            block_widths = widths[window][vertical[window]]
-            probabilities.append(1 - np.exp(-(block_widths / width_jnb) ** CPBD_BETA))
-    if not probabilities or not sum(len(block) for block in probabilities):
-        return 0.0
-    return float(np.mean(np.concatenate(probabilities) <= CPBD_P_JNB))
+    return cpbd(rgb)
 
 
 def image_attributes(path: str) -> Tuple[Dict[str, Optional[float]], str]:

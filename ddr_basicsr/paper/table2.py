@@ -3,16 +3,16 @@
 DDR_d (text-driven, Table 7 prompts, adaptation on) of every CSIQ distorted image against four characteristics:
 complexity (IC9600's ICNet, the paper's [25]; :mod:`ddr_basicsr.paper.icnet`), colorfulness (Hasler and
 Süsstrunk, the paper's [23]; :func:`ddr_basicsr.iqa.descriptor.colorfulness`), sharpness (CPBD, [44], as the
-reference code computes it; :mod:`ddr_basicsr.paper.cpbd`) and quality (CSIQ's DMOS, negated so that higher is
+reference code computes it; :mod:`ddr_basicsr.iqa.cpbd`) and quality (CSIQ's DMOS, negated so that higher is
 better, as the paper's "MOS").
 """
 from typing import Mapping, Optional
 
 from ddr_basicsr.image_io import read_image
+from ddr_basicsr.iqa.cpbd import cpbd
 from ddr_basicsr.iqa.descriptor import colorfulness
 from ddr_basicsr.iqa.evaluation import srcc
 from ddr_basicsr.paper import common
-from ddr_basicsr.paper.cpbd import cpbd
 from ddr_basicsr.paper.icnet import ICNet, complexity, default_icnet_path, load_icnet
 from ddr_basicsr.paper.numbers import PAPER_TABLE2
 from ddr_basicsr.prompts import TABLE7_WORDS
@@ -64,7 +64,7 @@ def table2(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
                       f'(bilinear, antialiased), ImageNet normalisation; weights: {icnet_source}',
         'colorfulness': 'Hasler & Süsstrunk M on 0-255 RGB (ddr_basicsr.iqa.descriptor.colorfulness)',
         'sharpness': 'CPBD as the reference MATLAB code via its Python port: Sobel vertical edges with Octave\'s '
-                     'threshold and thinning, Marziliano widths, 64-px blocks (ddr_basicsr.paper.cpbd)',
+                     'threshold and thinning, Marziliano widths, 64-px blocks (ddr_basicsr.iqa.cpbd)',
         'quality': f'{csiq.score_label} x {common.quality_sign(csiq)} (higher = better)',
         'SRCC': 'Spearman over the images with both values',
     }

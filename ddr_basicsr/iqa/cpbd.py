@@ -15,7 +15,7 @@ the port with MATLAB on LIVE), step by step:
    contrast int(max - min) ≤ 50, else 3 px; P_blur = 1 - exp(-(w / w_JNB)^3.6) per measured edge;
 5. CPBD = share of measured edges with round(100·P_blur) ≤ 63.
 
-:func:`ddr_basicsr.iqa.descriptor.cpbd_sharpness` is a different variant (Canny edges for blocks and widths).
+Used by the descriptor report (:mod:`ddr_basicsr.iqa.descriptor`) and Table 2 (:mod:`ddr_basicsr.paper.table2`).
 """
 import math
 
