@@ -271,6 +271,10 @@ def test_fault_injection_harness_with_five_faults(tmp_path):
      r"train.ddr_opt \(DDRLoss\) cannot be built: CLIP weights '/missing/ViT-B-32.pt'"),
     (lambda opt: opt['val']['metrics'].update(ddr={'type': 'calculate_ddr', 'pretrained': '/missing/clip.pt'}),
      r"val.metrics.ddr: CLIP weights '/missing/clip.pt'"),
+    (lambda opt: opt['train'].update(lpips_opt={'type': 'LPIPSLoss', 'weights_path': '/missing/vgg16.pth'}),
+     r"train.lpips_opt \(LPIPSLoss\) cannot be built: weights_path '/missing/vgg16.pth' does not exist"),
+    (lambda opt: opt['train']['pixel_opt'].update(reduction='average'),
+     r'train.pixel_opt \(PSNRLoss\) cannot be built: .*average'),
 ])
 def test_a_run_that_cannot_start_does_not_archive_the_previous_one(breaker, message, data_root, tmp_path):
     previous = tmp_path / 'experiments' / 'again' / 'models'
