@@ -13,6 +13,10 @@ Nothing is written to basicsr's files and applying twice is harmless. ``apply()`
   ``training_states`` folder under the root path, and says where it looked when it finds nothing.
 * Networks are loaded with ``weights_only=True`` (``pretrain_network_g``, resumed ``net_g_<iter>.pth``), as
   training states already are, so no checkpoint runs code when read, whatever torch's default.
+* Long runs survive preemption and faults (:mod:`.checkpoints`, :mod:`.resume`, :mod:`.preemption`,
+  :mod:`.preflight`): atomic checkpoints whose failure is an error, exact resume (generator states, seeded samples,
+  mid-epoch position), SIGTERM/SIGINT save and exit 75, the options' schedule wins on resume, damaged states are
+  skipped, and weights and data are checked before anything is written.
 * Distributed init picks NCCL when CUDA is available and gloo otherwise, binds each process to the GPU of its
   ``LOCAL_RANK``, and uses the ``fork`` start method on CPU-only machines (BasicSR forces ``spawn``, which
   re-imports torch in every data-loader worker of every epoch); ``DistributedDataParallel`` gets
