@@ -315,3 +315,16 @@ def test_a_network_file_that_does_not_fit_network_g_names_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"net_g_4.pth' does not fit the network built from the options \(NAFNet\): "
                                          r'.*network_g must stay as it was'):
         fixes.load_network(model, wide, str(path))
+
+
+def test_each_loss_block_is_built_once_per_run(data_root, tiny_clip_path, tmp_path, monkeypatch):
+    """The pre-flight builds the loss blocks to resolve their weights; the model takes those (CLIP loads once)."""
+    built = []
+    original_init = DDRLoss.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(1)
+        original_init(self, *args, **kwargs)
+    monkeypatch.setattr(DDRLoss, '__init__', counting_init)
+    assert train(tmp_path, job(data_root, 'once', total_iter=2, clip_path=tiny_clip_path)) == 0
+    assert len(built) == 1

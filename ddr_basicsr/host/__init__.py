@@ -43,6 +43,7 @@ def attach() -> None:
     fixes.apply()
     for name in PLUGIN_SUBPACKAGES:
         importlib.import_module(name)
+    fixes.route_build_loss()
 
 
 def is_attached() -> bool:

@@ -38,6 +38,7 @@ import basicsr.test as basicsr_test
 import basicsr.train as basicsr_train
 import torch
 import torch.distributed as dist
+from basicsr import losses as basicsr_losses
 from basicsr.data import build_dataloader as stock_build_dataloader
 from basicsr.models.base_model import BaseModel
 from basicsr.utils import check_resume, dist_util, get_root_logger, options
@@ -334,6 +335,26 @@ def validation(self: BaseModel, dataloader: Any, current_iter: int, tb_logger: A
     """BasicSR's validation, with the random generators put back afterwards (it must not change training)."""
     with resume.rng_states_kept():
         STOCK_VALIDATION(self, dataloader, current_iter, tb_logger, save_img)
+
+
+STOCK_BUILD_LOSS = basicsr_losses.build_loss
+
+
+def build_loss(opt: dict) -> nn.Module:
+    """Drop-in for ``basicsr.losses.build_loss``: the loss the pre-flight already built for this block, so its
+    weights (CLIP, VGG) are loaded once; otherwise BasicSR's."""
+    loss = preflight.take_prebuilt_loss(opt)
+    if loss is None:
+        return STOCK_BUILD_LOSS(opt)
+    get_root_logger().info(f'Loss [{loss.__class__.__name__}] is created.')
+    return loss
+
+
+def route_build_loss() -> None:
+    """Point every loaded module that imported BasicSR's ``build_loss`` (its models, ours) at :func:`build_loss`."""
+    for module in list(sys.modules.values()):
+        if getattr(module, 'build_loss', None) is STOCK_BUILD_LOSS:
+            module.build_loss = build_loss
 
 
 def build_dataloader(dataset: Any, dataset_opt: dict, num_gpu: int = 1, dist: bool = False, sampler: Any = None,

@@ -1,18 +1,20 @@
 """Checks that run before a training or test run writes or renames anything.
 
-* **Weights**: every loss block is built once and every validation metric that needs weights (``calculate_ddr``:
-  CLIP) loads them, so missing CLIP/VGG weights stop the run at start, not at the first validation hours in,
-  and never after BasicSR has archived the previous experiment folder.
+* **Weights**: every loss block is built (and kept for the model, see :func:`take_prebuilt_loss`) and every
+  validation metric that needs weights (``calculate_ddr``: CLIP) loads them, so missing CLIP/VGG weights stop the
+  run at start, not at the first validation hours in, and never after BasicSR has archived the previous
+  experiment folder.
 * **Data** (training runs; ``--skip-data-check`` turns it off): every image of the training and validation sets
   on disk is opened at header level (in threads, with progress) and every LQ/GT pair is checked against the
   scale; lmdb sets are checked by key count and by decoding one sample. All problems are listed in one error.
 """
 import copy
+import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from os import path as osp
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from basicsr.utils.registry import DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY
 from PIL import Image
@@ -28,15 +30,31 @@ class DataCheckError(ValueError):
     """The pre-flight found unreadable images or mismatched pairs; the message lists them."""
 
 
+#: Loss modules built by :func:`resolve_weights`, by :func:`loss_block_key`, until the model takes them.
+PREBUILT_LOSSES: Dict[str, Any] = {}
+
+
+def loss_block_key(block: Mapping) -> str:
+    """A key that is equal for equal loss blocks (nested options included)."""
+    return json.dumps(block, sort_keys=True, default=repr)
+
+
+def take_prebuilt_loss(block: Mapping) -> Optional[Any]:
+    """The loss :func:`resolve_weights` built for ``block`` (once; None when there is none)."""
+    return PREBUILT_LOSSES.pop(loss_block_key(block), None)
+
+
 def resolve_weights(opt: dict, is_train: bool) -> None:
-    """Build every loss block of ``train`` and prepare every validation metric that loads weights."""
+    """Build every loss block of ``train`` (kept for the model) and prepare every validation metric that loads
+    weights."""
+    PREBUILT_LOSSES.clear()
     if is_train:
         for key, block in (opt.get('train') or {}).items():
             if key.endswith('_opt') and isinstance(block, dict) and block.get('type'):
                 options = copy.deepcopy(block)
                 loss_cls = LOSS_REGISTRY.get(options.pop('type'))
                 try:
-                    loss_cls(**options)
+                    PREBUILT_LOSSES[loss_block_key(block)] = loss_cls(**options)
                 except (OSError, RuntimeError, ValueError, TypeError) as error:
                     raise type(error)(f'train.{key} ({loss_cls.__name__}) cannot be built: {error}') from error
     for name, metric in ((opt.get('val') or {}).get('metrics') or {}).items():
