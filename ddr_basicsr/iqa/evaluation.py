@@ -41,6 +41,7 @@ from ddr_basicsr.worker_pools import worker_executor
 __all__ = ['METRIC_HIGHER_BETTER', 'NIQE_BLOCK', 'PAPER_TABLE3', 'CacheError', 'Failure', 'ScoreCache', 'correlations',
            'dataset_options', 'direction_sign', 'evaluate', 'format_number', 'format_results_csv',
            'format_results_markdown', 'format_scores_csv', 'metric_settings', 'niqe_of_file', 'niqe_size_problem',
+           'record_outcomes',
            'relative_name', 'result_row', 'run_ddr', 'run_niqe', 'settings_hash', 'srcc', 'too_small_message',
            'write_reports']
 
@@ -170,7 +171,7 @@ def _missing_paths(dataset: IQADataset, cache: ScoreCache) -> List[str]:
     return [path for path in dataset.paths if relative_name(dataset, path) not in cache.records]
 
 
-def _record_outcomes(dataset: IQADataset, cache: ScoreCache, metric: str, outcomes: Iterable[Outcome],
+def record_outcomes(dataset: IQADataset, cache: ScoreCache, metric: str, outcomes: Iterable[Outcome],
                      flush_every: int) -> List[Failure]:
     """Add the scored ``outcomes`` to ``cache``, ``flush_every`` records per write (and what is left when
     the loop ends, also on an exception or interruption); returns the failures, a score under ``metric`` that is
@@ -201,7 +202,7 @@ def run_ddr(ddr: DDR, dataset: IQADataset, cache: ScoreCache, short_side: Option
                                   description=f'DDR {dataset.name}')
     outcomes: Iterator[Outcome] = ((result.path, {'ddr': result.quality, 'responses': result.responses},
                                     result.error) for result in results)
-    return _record_outcomes(dataset, cache, 'ddr', outcomes, batch_size)
+    return record_outcomes(dataset, cache, 'ddr', outcomes, batch_size)
 
 
 #: NIQE (BasicSR's) fits its model to 96x96 blocks and needs at least two of them.
@@ -257,7 +258,7 @@ def run_niqe(dataset: IQADataset, cache: ScoreCache, short_side: Optional[int], 
             results = map(niqe_of_file, todo)
         progress = tqdm(results, total=len(todo), unit='img', desc=f'NIQE {dataset.name}', file=sys.stderr)
         outcomes = ((path, {'niqe': value}, error) for path, value, error in progress)
-        return _record_outcomes(dataset, cache, 'niqe', outcomes, flush_every)
+        return record_outcomes(dataset, cache, 'niqe', outcomes, flush_every)
     finally:
         if pool:
             pool.shutdown(wait=False, cancel_futures=True)

@@ -25,11 +25,11 @@ from ddr_basicsr.iqa.evaluation import (
     ScoreCache,
     dataset_options,
     format_number,
+    record_outcomes,
     relative_name,
     run_ddr,
     settings_hash,
 )
-from ddr_basicsr.iqa.evaluation import _record_outcomes as record_outcomes
 from ddr_basicsr.iqa.scoring import ddr_settings as scoring_ddr_settings
 from ddr_basicsr.paper.folders import DEFAULT_ROOTS
 
