@@ -8,10 +8,12 @@ from setuptools.command.editable_wheel import editable_wheel
 
 # One line run by `site` at interpreter start: attach ddr-basicsr to BasicSR when basicsr gets imported
 # (see ddr_basicsr/host/__init__.py). It imports only the standard library until then, does nothing when
-# DDR_BASICSR_PLUGIN=0 or when the package is gone, and is removed by `pip uninstall` with the rest.
+# DDR_BASICSR_PLUGIN is 0, false, off or no, or when the package is gone, and is removed by `pip uninstall`
+# with the rest.
 PTH_NAME = 'ddr_basicsr_plugin.pth'
-PTH_LINE = ("import importlib.util, os; os.environ.get('DDR_BASICSR_PLUGIN', '1') == '0' "
-            "or importlib.util.find_spec('ddr_basicsr') is None or __import__('ddr_basicsr')\n")
+PTH_LINE = ("import importlib.util, os; os.environ.get('DDR_BASICSR_PLUGIN', '1').strip().lower() in "
+            "('0', 'false', 'off', 'no') or importlib.util.find_spec('ddr_basicsr') is None "
+            "or __import__('ddr_basicsr')\n")
 
 
 def read_version() -> str:

@@ -95,10 +95,9 @@ def install_fault(fault: Optional[Fault]) -> None:
     """Wrap the code ``fault`` hits, in this (child) process."""
     if fault is None:
         return
-    from basicsr.models.base_model import BaseModel
-
     from ddr_basicsr.host import checkpoints
     from ddr_basicsr.host.resume import TRAINING
+    from ddr_basicsr.models.training_guarantees import TrainingGuaranteesMixin
 
     if fault.kind in ('kill_in_write', 'kill_before_rename'):
         original_write = checkpoints.write_checkpoint
@@ -115,15 +114,15 @@ def install_fault(fault: Optional[Fault]) -> None:
             return original_write(obj, path, partial_write)
         checkpoints.write_checkpoint = write_and_die
     elif fault.kind == 'kill_in_validation':
-        original_validation = BaseModel.validation
+        original_validation = TrainingGuaranteesMixin.validation
 
         def validation_and_die(self: Any, dataloader: Any, current_iter: int, *args: Any) -> None:
             if current_iter >= fault.iteration:
                 _kill_self()
             original_validation(self, dataloader, current_iter, *args)
-        BaseModel.validation = validation_and_die
+        TrainingGuaranteesMixin.validation = validation_and_die
     else:
-        original_update = BaseModel.update_learning_rate
+        original_update = TrainingGuaranteesMixin.update_learning_rate
 
         def update_and_maybe_die(self: Any, current_iter: int, warmup_iter: int = -1) -> None:
             if current_iter - 1 >= fault.iteration:
@@ -132,7 +131,7 @@ def install_fault(fault: Optional[Fault]) -> None:
                 elif TRAINING.stop_signal is None:
                     _kill_self(signal.SIGTERM)
             original_update(self, current_iter, warmup_iter)
-        BaseModel.update_learning_rate = update_and_maybe_die
+        TrainingGuaranteesMixin.update_learning_rate = update_and_maybe_die
 
 
 def run_child(option_path: Path, root: Path, resume: bool, fault: Optional[Fault],

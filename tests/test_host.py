@@ -1,36 +1,23 @@
-"""The seam's fixes of basicsr 1.4.2: safe YAML, CPU/root-based resume, gloo init, CPU DDP, per-run logger."""
+"""The seam's pieces: safe YAML, CPU/root-based resume, gloo init, CPU DDP of the plugin's models, per-run logger."""
 import logging
 import multiprocessing
 import os
 import socket
 from collections import OrderedDict
 
-import basicsr.test as basicsr_test
 import basicsr.train as basicsr_train
 import pytest
 import torch
 import torch.distributed as dist
 import yaml
 from basicsr.models.base_model import BaseModel
-from basicsr.utils import dist_util, get_root_logger, options
+from basicsr.utils import get_root_logger
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ddr_basicsr.host import fixes as host_fixes
+from ddr_basicsr.host import distributed, pipelines, run_options, training_loop
 from ddr_basicsr.host import options as host_options
-
-
-def test_apply_installs_every_fix():
-    host_fixes.apply()
-    host_fixes.apply()  # idempotent
-    assert options.ordered_yaml is host_options.ordered_yaml
-    assert options._postprocess_yml_value is host_options.parse_force_yml_value
-    assert options.parse_options is host_fixes.parse_options
-    assert basicsr_train.parse_options is basicsr_test.parse_options is host_fixes.parse_options
-    assert options.init_dist is host_fixes.init_dist and dist_util.init_dist is host_fixes.init_dist
-    assert basicsr_train.load_resume_state is host_fixes.load_resume_state
-    assert BaseModel.model_to_device is host_fixes.model_to_device
-    assert BaseModel.load_network is host_fixes.load_network
+from ddr_basicsr.models.training_guarantees import TrainingGuaranteesMixin
 
 
 def test_safe_loader_keeps_order_and_floats(tmp_path):
@@ -75,11 +62,11 @@ def test_force_yml_value_error_names_the_value():
 
 
 def test_latest_training_state(tmp_path):
-    assert host_fixes.latest_training_state(str(tmp_path / 'missing')) is None
-    assert host_fixes.latest_training_state(str(tmp_path)) is None
+    assert training_loop.latest_training_state(str(tmp_path / 'missing')) is None
+    assert training_loop.latest_training_state(str(tmp_path)) is None
     for name in ('3.state', '12.state', '9.state', 'notes.state', '20.txt'):
         (tmp_path / name).write_bytes(b'')
-    assert host_fixes.latest_training_state(str(tmp_path)) == str(tmp_path / '12.state')
+    assert training_loop.latest_training_state(str(tmp_path)) == str(tmp_path / '12.state')
 
 
 def _resume_options(root, auto_resume, resume_state=None):
@@ -104,7 +91,7 @@ def test_auto_resume_looks_under_the_root_not_the_cwd(tmp_path, monkeypatch):
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     opt = _resume_options(tmp_path / 'root', auto_resume=True)
-    state = host_fixes.load_resume_state(opt)
+    state = training_loop.load_resume_state(opt)
     assert state['iter'] == 6 and state['optimizers'][0]['w'].device.type == 'cpu'
     assert opt['path']['resume_state'] == str(states / '6.state')
     assert opt['path']['pretrain_network_g'] == str(tmp_path / 'root' / 'experiments' / 'run' / 'models' /
@@ -112,13 +99,13 @@ def test_auto_resume_looks_under_the_root_not_the_cwd(tmp_path, monkeypatch):
 
 
 def test_resume_without_state_and_with_a_missing_file(tmp_path, capsys):
-    assert host_fixes.load_resume_state(_resume_options(tmp_path, auto_resume=True)) is None
+    assert training_loop.load_resume_state(_resume_options(tmp_path, auto_resume=True)) is None
     looked_in = tmp_path / 'experiments' / 'run' / 'training_states'
     assert f'--auto_resume: no training state in {looked_in}; training starts at iteration 0' in capsys.readouterr().err
-    assert host_fixes.load_resume_state(_resume_options(tmp_path, auto_resume=False)) is None
+    assert training_loop.load_resume_state(_resume_options(tmp_path, auto_resume=False)) is None
     missing = str(tmp_path / 'nope' / '5.state')
     with pytest.raises(FileNotFoundError, match=r'path.resume_state: training state .*5.state. does not exist'):
-        host_fixes.load_resume_state(_resume_options(tmp_path, auto_resume=False, resume_state=missing))
+        training_loop.load_resume_state(_resume_options(tmp_path, auto_resume=False, resume_state=missing))
 
 
 def test_auto_resume_names_states_under_another_root(tmp_path, monkeypatch, capsys):
@@ -128,7 +115,7 @@ def test_auto_resume_names_states_under_another_root(tmp_path, monkeypatch, caps
     monkeypatch.chdir(tmp_path)
     opt = _resume_options(tmp_path / 'elsewhere', auto_resume=True)
     (tmp_path / 'elsewhere' / 'experiments' / 'run').mkdir(parents=True)
-    assert host_fixes.load_resume_state(opt) is None
+    assert training_loop.load_resume_state(opt) is None
     err = capsys.readouterr().err
     assert f"{tmp_path / 'elsewhere' / 'experiments' / 'run'} has no state to resume from" in err
     assert f"{tmp_path / 'experiments' / 'run'} holds training states of this experiment under another root" in err
@@ -138,24 +125,24 @@ def test_auto_resume_names_states_under_another_root(tmp_path, monkeypatch, caps
 def test_root_inside_site_packages_becomes_the_current_directory(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     installed = tmp_path / 'venv' / 'lib' / 'site-packages'
-    assert host_fixes.choose_root(str(installed)) == str(tmp_path)
+    assert run_options.choose_root(str(installed)) == str(tmp_path)
     assert f"BasicSR's root folder {installed} is inside an installed environment" in capsys.readouterr().err
     checkout = tmp_path / 'BasicSR'
-    assert host_fixes.choose_root(str(checkout)) == str(checkout)
-    assert host_fixes.is_inside_installed_environment(os.path.dirname(basicsr_train.__file__))
+    assert run_options.choose_root(str(checkout)) == str(checkout)
+    assert run_options.is_inside_installed_environment(os.path.dirname(basicsr_train.__file__))
 
 
 def test_backend_falls_back_to_gloo_without_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
-    assert host_fixes.resolve_dist_backend('nccl') == 'gloo'
-    assert host_fixes.resolve_dist_backend('gloo') == 'gloo'
+    assert distributed.resolve_dist_backend('nccl') == 'gloo'
+    assert distributed.resolve_dist_backend('gloo') == 'gloo'
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
-    assert host_fixes.resolve_dist_backend('nccl') == 'nccl'
+    assert distributed.resolve_dist_backend('nccl') == 'nccl'
 
 
 def test_unknown_launcher_is_an_error():
     with pytest.raises(ValueError, match="invalid launcher 'mpi'"):
-        host_fixes.init_dist('mpi')
+        distributed.init_dist('mpi')
 
 
 def _free_port() -> int:
@@ -164,9 +151,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-class _Model(BaseModel):
+class _Model(TrainingGuaranteesMixin, BaseModel):
     def __init__(self):
-        super().__init__({'num_gpu': 0, 'is_train': True, 'dist': True})
+        super().__init__({'num_gpu': 0, 'is_train': False, 'dist': True})
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU path')
@@ -177,10 +164,10 @@ def test_single_process_gloo_init_and_cpu_ddp(monkeypatch):
     saved_method = multiprocessing.get_start_method(allow_none=True)
     multiprocessing.set_start_method(None, force=True)
     try:
-        host_fixes.init_dist('pytorch')  # basicsr passes no backend: nccl by default
+        distributed.init_dist('pytorch')  # basicsr passes no backend: nccl by default
         assert dist.get_backend() == 'gloo' and dist.get_world_size() == 1
         assert multiprocessing.get_start_method() == 'fork'
-        wrapped = host_fixes.model_to_device(_Model(), nn.Linear(2, 1))
+        wrapped = _Model().model_to_device(nn.Linear(2, 1))
         assert isinstance(wrapped, DistributedDataParallel) and wrapped.device_ids is None
         wrapped(torch.ones(1, 2)).sum().backward()
         assert wrapped.module.weight.grad is not None
@@ -193,15 +180,15 @@ def test_model_to_device_without_dist_returns_the_module():
     model = _Model()
     model.opt['dist'] = False
     net = nn.Linear(2, 1)
-    assert host_fixes.model_to_device(model, net) is net
+    assert model.model_to_device(net) is net
 
 
 def test_reset_root_logger_gives_each_run_its_own_file(tmp_path):
-    host_fixes.reset_root_logger()
+    pipelines.reset_root_logger()
     get_root_logger(log_file=str(tmp_path / 'first.log')).info('first run')
-    host_fixes.reset_root_logger()
+    pipelines.reset_root_logger()
     get_root_logger(log_file=str(tmp_path / 'second.log')).info('second run')
-    host_fixes.reset_root_logger()
+    pipelines.reset_root_logger()
     assert 'first run' in (tmp_path / 'first.log').read_text()
     second = (tmp_path / 'second.log').read_text()
     assert 'second run' in second and 'first run' not in second

@@ -7,17 +7,17 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from basicsr.models.base_model import BaseModel
 
 from ddr_basicsr.data.synthetic import write_synthetic_pairs
 from ddr_basicsr.fault_injection import final_weights_equal, run_harness, tiny_job_options
-from ddr_basicsr.host import checkpoints, fixes, preemption
+from ddr_basicsr.host import checkpoints, preemption, training_loop
 from ddr_basicsr.host.checkpoints import CheckpointWriteError, NonFiniteWeightsError
 from ddr_basicsr.host.pipelines import train_main
 from ddr_basicsr.host.preflight import DataCheckError, check_data
 from ddr_basicsr.host.resume import TRAINING, ResumeMismatchError, SeededSamples, UnreadableSampleError
 from ddr_basicsr.losses.ddr_loss import DDRLoss
-from ddr_basicsr.models.restoration_model import NonFiniteLossError
+from ddr_basicsr.models.restoration_model import NonFiniteLossError, RestorationModel
+from ddr_basicsr.models.training_guarantees import TrainingGuaranteesMixin
 from tiny_training import read_logs
 
 
@@ -62,12 +62,14 @@ def sigterm_after(iterations, monkeypatch) -> None:
     """Send this process a real SIGTERM once each of ``iterations`` has finished (at most once per run)."""
     pending = sorted(iterations)
 
+    stock = TrainingGuaranteesMixin.update_learning_rate
+
     def hook(self, current_iter, warmup_iter=-1):
         if pending and current_iter - 1 == pending[0] and TRAINING.stop_signal is None:
             pending.pop(0)
             os.kill(os.getpid(), signal.SIGTERM)
-        fixes.update_learning_rate(self, current_iter, warmup_iter)
-    monkeypatch.setattr(BaseModel, 'update_learning_rate', hook)
+        stock(self, current_iter, warmup_iter)
+    monkeypatch.setattr(TrainingGuaranteesMixin, 'update_learning_rate', hook)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -143,11 +145,11 @@ def test_auto_resume_skips_damaged_states_names_them_and_removes_unfinished_writ
     opt = {'auto_resume': True, 'name': 'job', 'network_g': {}, 'num_gpu': 0,
            'path': {'training_states': str(states), 'models': str(models), 'experiments_root': str(tmp_path)}}
     messages = []
-    original_tell, fixes.tell = fixes.tell, messages.append
+    original_tell, training_loop.tell = training_loop.tell, messages.append
     try:
-        state = fixes.load_resume_state(opt)
+        state = training_loop.load_resume_state(opt)
     finally:
-        fixes.tell = original_tell
+        training_loop.tell = original_tell
     assert state['iter'] == 4 and opt['path']['resume_state'].endswith('4.state')
     text = '\n'.join(messages)
     assert f'skipping the training state {states / "8.state"}: RuntimeError' in text
@@ -163,7 +165,7 @@ def test_auto_resume_refuses_to_start_over_when_no_state_is_readable(tmp_path):
     opt = {'auto_resume': True, 'name': 'job', 'network_g': {}, 'num_gpu': 0,
            'path': {'training_states': str(states), 'models': str(tmp_path), 'experiments_root': str(tmp_path)}}
     with pytest.raises(RuntimeError, match='no training state in .* can be read'):
-        fixes.load_resume_state(opt)
+        training_loop.load_resume_state(opt)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -311,11 +313,11 @@ def test_a_network_file_that_does_not_fit_network_g_names_the_file(tmp_path):
                           'dec_blk_nums': [1]})
     path = tmp_path / 'net_g_4.pth'
     torch.save({'params': small.state_dict()}, path)
-    model = BaseModel.__new__(BaseModel)
+    model = RestorationModel.__new__(RestorationModel)
     model.opt = {'dist': False, 'num_gpu': 0}
     with pytest.raises(ValueError, match=r"net_g_4.pth' does not fit the network built from the options \(NAFNet\): "
                                          r'.*network_g must stay as it was'):
-        fixes.load_network(model, wide, str(path))
+        model.load_network(wide, str(path))
 
 
 def test_each_loss_block_is_built_once_per_run(data_root, tiny_clip_path, tmp_path, monkeypatch):

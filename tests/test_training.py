@@ -211,7 +211,7 @@ def test_help_shows_root_in_the_usage(capsys):
 def test_split_root_argument(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert split_root_argument(['-opt', 'x.yml', '--local-rank=1']) == (
-        str(tmp_path), ['-opt', 'x.yml', '--local_rank=1'])
+        str(tmp_path), ['-opt', 'x.yml', '--local-rank=1'])
     assert split_root_argument(['--root', 'runs', '-opt', 'x.yml']) == (str(tmp_path / 'runs'),
                                                                                  ['-opt', 'x.yml'])
 

@@ -3,7 +3,7 @@
 It sits in front of ``sys.meta_path``. The start-up file imports it in every interpreter of the environment,
 so it imports nothing beyond what Python has loaded at start (no ``importlib.abc``, no ``typing``: the finder
 and loader follow the import protocol by their methods). When basicsr is imported it installs the torchvision
-alias basicsr 1.4.2 needs, lets basicsr's own loader run, then calls ``ddr_basicsr.host.attach``.
+alias basicsr 1.4.2 needs, lets basicsr's own loader run, then calls ``ddr_basicsr.host.attach_from_hook``.
 """
 import sys
 from importlib.machinery import ModuleSpec
@@ -23,11 +23,11 @@ class _AttachingLoader:
         return self.loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
-        from ddr_basicsr.host import attach
+        from ddr_basicsr.host import attach_from_hook
         from ddr_basicsr.host.torchvision_alias import install_torchvision_alias
         install_torchvision_alias()
         self.loader.exec_module(module)
-        attach()
+        attach_from_hook()
 
 
 class BasicsrImportHook:

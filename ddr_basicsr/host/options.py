@@ -14,11 +14,12 @@ import inspect
 import os
 from collections import OrderedDict
 from os import path as osp
-from typing import Any, Callable, Iterable, Mapping, Optional, Tuple
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple
 
 import yaml
 
 _PYTHON_TAG_PREFIX = 'tag:yaml.org,2002:python/'
+LOSS_BLOCK_SUFFIX = '_opt'
 
 # Loss blocks read by basicsr 1.4.2's own models (for a basicsr model, the first class of its MRO found here decides).
 STOCK_MODEL_LOSS_KEYS = {
@@ -146,11 +147,82 @@ def _stock_loss_keys(model_cls: type) -> Optional[Tuple[str, ...]]:
     return None
 
 
+#: How BasicSR's models call the loss of a slot; a plugin loss in a slot whose convention it does not follow is
+#: refused before anything is written.
+SLOT_CONVENTIONS = {
+    'perceptual_opt': 'l_percep, l_style = loss(output, gt), a (perceptual, style) pair',
+    'gan_opt': 'loss(discriminator_output, target_is_real, is_disc), a GAN loss',
+    'feature_matching_opt': 'loss(fake_features, real_features) over discriminator features',
+}
+
+
+def check_slot_conventions(model_type: str, train_opt: Mapping) -> None:
+    """A loss of the plugin in a slot of a BasicSR model that calls it another way is an error naming the slot and
+    what to write instead (every plugin loss is called ``loss(output, gt)`` and returns one value)."""
+    from basicsr.utils.registry import LOSS_REGISTRY
+    for key, convention in SLOT_CONVENTIONS.items():
+        block = train_opt.get(key)
+        if not isinstance(block, Mapping) or not _registered(LOSS_REGISTRY, str(block.get('type'))):
+            continue
+        loss_cls = _lookup(LOSS_REGISTRY, str(block['type']))
+        if loss_cls.__module__.startswith('ddr_basicsr.'):
+            name = loss_cls.__name__.lower().replace('loss', '') or 'extra'
+            raise ValueError(f"train.{key}: {model_type} calls this slot as {convention}; {loss_cls.__name__} returns "
+                             f'one value of loss(output, gt). Give it a block of its own instead, e.g. '
+                             f"'{name}_opt: {{type: {loss_cls.__name__}, loss_weight: ...}}', under "
+                             'model_type: RestorationModel')
+
+
+def check_training_reductions(train_opt: Mapping) -> None:
+    """``reduction: none`` gives one value per image, which training cannot step on."""
+    for key in loss_block_keys(train_opt):
+        block = train_opt[key]
+        if isinstance(block, Mapping) and block.get('reduction') == 'none':
+            raise ValueError(f"train.{key}.reduction is 'none' (one value per image); training needs one number: "
+                             "use 'mean' or 'sum'")
+
+
+def loss_block_keys(train_opt: Mapping) -> List[str]:
+    """Keys of the enabled loss blocks (``*_opt`` with a non-empty value) of a ``train`` section, in file order."""
+    return [key for key, value in train_opt.items() if key.endswith(LOSS_BLOCK_SUFFIX) and value]
+
+
+def check_numeric_strings(train_opt: Mapping) -> None:
+    """Numbers that YAML 1.1 reads as text (``lr: 1e-4``, also from ``--force_yml``) in the optimizer and scheduler
+    settings, which would fail only once the model is built."""
+    for section in ('optim_g', 'optim_d', 'scheduler'):
+        for name, value in (train_opt.get(section) or {}).items():
+            if name == 'type' or not isinstance(value, str):
+                continue
+            try:
+                float(value)
+            except ValueError:
+                continue
+            raise TypeError(f"train.{section}.{name} is the string {value!r}: YAML 1.1 reads '1e-4' as text; write "
+                            f'!!float {value} or a mantissa with a dot (1.0e-4), in the file or in --force_yml')
+
+
+def check_logger_options(opt: Mapping) -> None:
+    """``logger.wandb.project`` needs wandb installed and ``use_tb_logger: true`` (BasicSR asserts it after the
+    experiment folder exists)."""
+    logger_opt = opt.get('logger') or {}
+    wandb_opt = logger_opt.get('wandb') or {}
+    if not opt.get('is_train', True) or wandb_opt.get('project') is None or 'debug' in str(opt.get('name')):
+        return
+    if logger_opt.get('use_tb_logger') is not True:
+        raise ValueError('logger.wandb.project is set but logger.use_tb_logger is not true; BasicSR logs to wandb '
+                         'through TensorBoard: set use_tb_logger: true, or remove logger.wandb')
+    import importlib.util
+    if importlib.util.find_spec('wandb') is None:
+        raise ModuleNotFoundError('logger.wandb.project is set but wandb is not installed: pip install wandb, or '
+                                  'remove logger.wandb')
+
+
 def check_model_options(opt: dict, is_train: bool) -> None:
     """Model and network types are registered; in training every loss block is one the model reads and builds."""
     from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 
-    from ddr_basicsr.models.restoration_model import RestorationModel, check_loss_block, loss_block_keys
+    from ddr_basicsr.models.restoration_model import RestorationModel, check_loss_block
     model_type, network_type = opt.get('model_type'), (opt.get('network_g') or {}).get('type')
     if not _registered(MODEL_REGISTRY, str(model_type)):
         raise ValueError(f"unknown model_type '{model_type}'; registered models: "
@@ -162,6 +234,8 @@ def check_model_options(opt: dict, is_train: bool) -> None:
     if not is_train:
         return
     train_opt = opt.get('train') or {}
+    check_numeric_strings(train_opt)
+    check_training_reductions(train_opt)
     model_cls = _lookup(MODEL_REGISTRY, str(model_type))
     if issubclass(model_cls, RestorationModel):
         check_train_keys(train_opt)
@@ -172,6 +246,7 @@ def check_model_options(opt: dict, is_train: bool) -> None:
     read_keys = _stock_loss_keys(model_cls)
     if read_keys is None:
         return
+    check_slot_conventions(str(model_type), train_opt)
     check_train_keys(train_opt)
     ignored = [key for key in loss_block_keys(train_opt) if key not in read_keys]
     if ignored:
@@ -220,6 +295,7 @@ def check_options(opt: dict, is_train: bool) -> None:
     check_experiment_name(opt)
     check_model_options(opt, is_train)
     check_validation_metrics(opt)
+    check_logger_options(opt)
     check_device_options(opt)
     check_dataset_paths(opt)
 

@@ -1,11 +1,11 @@
 """``ddr-train`` and ``ddr-test``: BasicSR's own train and test pipelines, rooted at ``--root``.
 
-The pipelines are basicsr's; what differs from ``python -m basicsr.train`` is only where ``experiments/``,
-``tb_logger/`` and ``results/`` go (``--root``, default the current directory) and the accepted spelling
-``--local-rank`` of ``torch.distributed.launch``. Everything else (option checks, safe YAML, CPU resume) is
-applied by :mod:`ddr_basicsr.host.fixes` on every route.
+The pipelines are basicsr's; what differs from ``python -m basicsr.train`` is where ``experiments/``,
+``tb_logger/`` and ``results/`` go (``--root``, default the current directory) and that every run they start is a
+plugin run (:mod:`.seam`), also one that names nothing of the plugin's: safe YAML, option checks, pre-flight.
 """
 import argparse
+import logging
 import os
 import sys
 from contextlib import contextmanager
@@ -20,15 +20,23 @@ ROOT_HELP = ('usage: {program} [--root DIR] [--skip-data-check] -opt OPT [BasicS
 
 
 def split_root_argument(argv: Sequence[str], program: str = 'ddr-train') -> Tuple[str, List[str]]:
-    """Take ``--root DIR`` out of ``argv`` (default: current directory) and explain it when help is asked for;
-    rename torch.distributed.launch's ``--local-rank`` to BasicSR's ``--local_rank``."""
+    """Take ``--root DIR`` out of ``argv`` (default: current directory) and explain it when help is asked for."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument('--root', default=os.getcwd())
     known, rest = parser.parse_known_args(list(argv))
     if '-h' in rest or '--help' in rest:
         print(ROOT_HELP.format(program=program))
-    rest = [arg.replace('--local-rank', '--local_rank', 1) if arg.startswith('--local-rank') else arg for arg in rest]
     return osp.abspath(known.root), rest
+
+
+def reset_root_logger(name: str = 'basicsr') -> None:
+    """Forget BasicSR's logger set-up so that the next run in this process opens its own log file."""
+    from basicsr.utils import logger as basicsr_logger
+    logger = logging.getLogger(name)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    basicsr_logger.initialized_logger.pop(name, None)
 
 
 @contextmanager
@@ -43,14 +51,17 @@ def command_line(program: str, args: List[str]) -> Iterator[None]:
 
 
 def run_pipeline(program: str, pipeline: Callable[[str], None], argv: Optional[Sequence[str]]) -> None:
-    """Run a BasicSR pipeline with ``root_path = --root`` and a fresh log."""
-    from ddr_basicsr.host import attach
+    """Run a BasicSR pipeline as a plugin run with ``root_path = --root`` and a fresh log."""
+    from ddr_basicsr.host import attach, seam
     attach()
-    from ddr_basicsr.host.fixes import reset_root_logger
     root, args = split_root_argument(sys.argv[1:] if argv is None else argv, program)
     reset_root_logger()
-    with command_line(program, args):
-        pipeline(root)
+    seam.RUN.forced = True
+    try:
+        with command_line(program, args):
+            pipeline(root)
+    finally:
+        seam.RUN.forced = False
 
 
 def train_main(argv: Optional[Sequence[str]] = None) -> None:

@@ -37,7 +37,7 @@ Speed options of ``train`` (on by default where they cannot change a number, off
 import math
 from collections import OrderedDict
 from itertools import accumulate
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -48,10 +48,12 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
 from torch import Tensor, nn
 
-from ddr_basicsr.host.options import check_keyword_options
+from ddr_basicsr.host.options import LOSS_BLOCK_SUFFIX, check_keyword_options, loss_block_keys
+from ddr_basicsr.host.preflight import take_prebuilt_loss
+from ddr_basicsr.host.resume import rng_states_kept
 from ddr_basicsr.models.lr_scheduler import SCHEDULERS
+from ddr_basicsr.models.training_guarantees import TrainingGuaranteesMixin
 
-LOSS_BLOCK_SUFFIX = '_opt'
 BASICSR_SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
 AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16}
 # Names given to the parts of a loss that returns a tuple (BasicSR's PerceptualLoss: perceptual, style).
@@ -84,11 +86,6 @@ def compile_arguments(train_opt: dict) -> Optional[dict]:
     return dict(value)
 
 
-def loss_block_keys(train_opt: dict) -> List[str]:
-    """Keys of the enabled loss blocks (``*_opt`` with a non-empty value) of a ``train`` section, in file order."""
-    return [key for key, value in train_opt.items() if key.endswith(LOSS_BLOCK_SUFFIX) and value]
-
-
 def check_loss_block(key: str, block: dict) -> None:
     """Raise a ValueError naming the fix when ``train.<key>`` cannot be built by RestorationModel."""
     if key == 'gan_opt':
@@ -104,9 +101,16 @@ def check_loss_block(key: str, block: dict) -> None:
 
 
 def build_loss_block(key: str, block: dict) -> nn.Module:
-    """Build ``train.<key>`` with BasicSR's ``build_loss`` after checking it (see ``check_loss_block``)."""
+    """``train.<key>`` after checking it (see ``check_loss_block``): the module the pre-flight built for it (its
+    weights load once per run), else built with BasicSR's ``build_loss``, the random generators put back either
+    way, so that a loss block never changes what the seed gives the network or the data."""
     check_loss_block(key, block)
-    return build_loss(block)
+    loss = take_prebuilt_loss(block)
+    if loss is not None:
+        get_root_logger().info(f'Loss [{loss.__class__.__name__}] is created.')
+        return loss
+    with rng_states_kept():
+        return build_loss(block)
 
 
 def check_numeric_options(section: str, values: dict) -> None:
@@ -193,8 +197,9 @@ class ProgressiveSchedule:
 
 
 @MODEL_REGISTRY.register()
-class RestorationModel(SRModel):
-    """Image restoration with a sum of loss blocks (DDR Eq. 8/9); a superset of BasicSR's SRModel.
+class RestorationModel(TrainingGuaranteesMixin, SRModel):
+    """Image restoration with a sum of loss blocks (DDR Eq. 8/9); a superset of BasicSR's SRModel, with the
+    plugin's training guarantees (:class:`TrainingGuaranteesMixin`).
 
     The speed options of ``train`` (module docstring) default to ``SPEED_SWITCHES`` in test mode as well.
     """
