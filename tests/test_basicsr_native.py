@@ -138,8 +138,8 @@ def test_stock_module_resumes_on_cpu_and_tests(dataset_root, tiny_clip_path, tmp
     experiment = work / 'experiments' / 'stock_job'
     assert (experiment / 'training_states' / '3.state').is_file()
 
-    resumed = run_stock(['-m', 'basicsr.train', '-opt', yml, '--auto_resume', '--force_yml', 'train:total_iter=5'],
-                        work)
+    resumed = run_stock(['-m', 'basicsr.train', '-opt', yml, '--auto_resume', '--force_yml', 'train:total_iter=5',
+                         'logger:use_tb_logger=true'], work)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert 'is inside an installed environment: experiments/, tb_logger/ and results/ go under the current ' \
            f'directory {work}' in resumed.stderr
@@ -147,6 +147,8 @@ def test_stock_module_resumes_on_cpu_and_tests(dataset_root, tiny_clip_path, tmp
     assert resumed_at(log) == (0, 3) and logged_iterations(log)[-2:] == [4, 5] and 'l_ddr:' in log
     assert not list((work / 'experiments').glob('stock_job_archived_*'))
     assert not (Path(basicsr.__file__).parents[1] / 'experiments' / 'stock_job').exists()
+    assert list((work / 'tb_logger' / 'stock_job').glob('events.out.tfevents.*'))
+    assert not (Path(basicsr.__file__).parents[1] / 'tb_logger' / 'stock_job').exists()
 
     test_opt = make_options(dataset_root, tiny_clip_path, name='stock_test')
     test_opt['datasets'] = {'test': test_opt['datasets']['val']}

@@ -79,6 +79,26 @@ def test_install_checks_every_target_before_changing_any():
         del sys.modules['fake_basicsr_train']
 
 
+def test_through_the_start_up_file_a_failed_attach_is_one_line_and_basicsr_still_imports(tmp_path):
+    broken = tmp_path / 'open_clip'
+    broken.mkdir()
+    (broken / '__init__.py').write_text("raise ImportError('this open_clip is broken')\n")
+    environment = subprocess_env()
+    environment['PYTHONPATH'] = f"{tmp_path}:{environment['PYTHONPATH']}"
+    run = subprocess.run([sys.executable, '-c', 'import basicsr.train; print("basicsr works")'], env=environment,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() == 'basicsr works', run.stderr[-2000:]
+    assert '[ddr-basicsr] not attached to BasicSR (ImportError: this open_clip is broken)' in run.stderr
+
+
+@pytest.mark.parametrize('value', ['0', 'false', 'OFF', 'no'])
+def test_the_start_up_file_is_switched_off_by_the_usual_spellings(value):
+    code = 'import sys; print("ddr_basicsr" in sys.modules, any("BasicsrImportHook" in repr(f) for f in sys.meta_path))'
+    run = subprocess.run([sys.executable, '-c', code], env=subprocess_env(DDR_BASICSR_PLUGIN=value),
+                         capture_output=True, text=True, timeout=60)
+    assert run.stdout.split() == ['False', 'False'], run.stderr
+
+
 def test_basicsr_model_classes_keep_all_of_their_own_methods():
     for cls in (BaseModel, *(obj for _, obj in __import__('basicsr.utils.registry').utils.registry.MODEL_REGISTRY
                              if obj.__module__.startswith('basicsr.'))):
