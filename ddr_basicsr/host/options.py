@@ -137,14 +137,26 @@ def check_validation_metrics(opt: Mapping) -> None:
                              f"{', '.join(registered)}")
 
 
-def _stock_loss_keys(model_cls: type) -> Optional[Tuple[str, ...]]:
-    """Loss blocks a basicsr model reads; None for models from elsewhere (they may read more)."""
-    if not model_cls.__module__.startswith('basicsr.'):
+def loss_keys_read_by(model_cls: type) -> Optional[Tuple[str, ...]]:
+    """Loss blocks that BasicSR's model behind ``model_cls`` reads (the first basicsr class of its MRO in
+    ``STOCK_MODEL_LOSS_KEYS``); None for models neither from basicsr nor from this plugin (they may read more)."""
+    if not model_cls.__module__.startswith(('basicsr.', 'ddr_basicsr.')):
         return None
     for cls in model_cls.__mro__:
         if cls.__module__.startswith('basicsr.') and cls.__name__ in STOCK_MODEL_LOSS_KEYS:
             return STOCK_MODEL_LOSS_KEYS[cls.__name__]
     return None
+
+
+def model_for_extra_blocks(model_cls: type) -> Optional[str]:
+    """The ``model_type`` that trains ``model_cls``'s way with extra loss blocks (None when the plugin has none)."""
+    from basicsr.utils.registry import MODEL_REGISTRY
+    if model_cls.__module__.startswith('ddr_basicsr.'):
+        return model_cls.__name__
+    if model_cls.__name__ == 'SRModel':
+        return 'RestorationModel'
+    variant = f'DDR{model_cls.__name__}'
+    return variant if variant in MODEL_REGISTRY else None
 
 
 #: How BasicSR's models call the loss of a slot; a plugin loss in a slot whose convention it does not follow is
@@ -156,7 +168,7 @@ SLOT_CONVENTIONS = {
 }
 
 
-def check_slot_conventions(model_type: str, train_opt: Mapping) -> None:
+def check_slot_conventions(model_type: str, train_opt: Mapping, advised_model: Optional[str]) -> None:
     """A loss of the plugin in a slot of a BasicSR model that calls it another way is an error naming the slot and
     what to write instead (every plugin loss is called ``loss(output, gt)`` and returns one value)."""
     from basicsr.utils.registry import LOSS_REGISTRY
@@ -169,8 +181,8 @@ def check_slot_conventions(model_type: str, train_opt: Mapping) -> None:
             name = loss_cls.__name__.lower().replace('loss', '') or 'extra'
             raise ValueError(f"train.{key}: {model_type} calls this slot as {convention}; {loss_cls.__name__} returns "
                              f'one value of loss(output, gt). Give it a block of its own instead, e.g. '
-                             f"'{name}_opt: {{type: {loss_cls.__name__}, loss_weight: ...}}', under "
-                             'model_type: RestorationModel')
+                             f"'{name}_opt: {{type: {loss_cls.__name__}, loss_weight: ...}}'"
+                             f"{f', under model_type: {advised_model}' if advised_model else ''}")
 
 
 def check_training_reductions(train_opt: Mapping) -> None:
@@ -243,20 +255,25 @@ def check_model_options(opt: dict, is_train: bool) -> None:
             check_loss_block(key, train_opt[key])
             check_keyword_options(f'train.{key}', _lookup(LOSS_REGISTRY, train_opt[key]['type']), train_opt[key])
         return
-    read_keys = _stock_loss_keys(model_cls)
+    read_keys = loss_keys_read_by(model_cls)
     if read_keys is None:
         return
-    check_slot_conventions(str(model_type), train_opt)
+    advised = model_for_extra_blocks(model_cls)
+    check_slot_conventions(str(model_type), train_opt, advised)
     check_train_keys(train_opt)
     ignored = [key for key in loss_block_keys(train_opt) if key not in read_keys]
-    if ignored:
+    if ignored and not model_cls.__module__.startswith('ddr_basicsr.'):
         blocks = ', '.join(f'train.{key}' for key in ignored)
+        fix = (f'set model_type: {advised} to train with them' if advised else
+               'no model of ddr-basicsr adds loss blocks to it; remove them')
         raise ValueError(f"model_type {model_type} ignores the loss block(s) {blocks} "
-                         f"(it reads only {', '.join(read_keys)}); set model_type: RestorationModel to train with them")
+                         f"(it reads only {', '.join(read_keys)}); {fix}")
     for key in loss_block_keys(train_opt):
         block = train_opt[key]
         if isinstance(block, Mapping) and _registered(LOSS_REGISTRY, str(block.get('type'))):
             check_keyword_options(f'train.{key}', _lookup(LOSS_REGISTRY, str(block['type'])), block)
+        elif key not in read_keys:
+            check_loss_block(key, block)
 
 
 def check_device_options(opt: dict) -> None:

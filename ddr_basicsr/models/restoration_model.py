@@ -90,7 +90,8 @@ def check_loss_block(key: str, block: dict) -> None:
     """Raise a ValueError naming the fix when ``train.<key>`` cannot be built by RestorationModel."""
     if key == 'gan_opt':
         raise ValueError('train.gan_opt needs a discriminator (network_d), which RestorationModel does not train; '
-                         'remove gan_opt, or use BasicSR\'s SRGANModel/ESRGANModel (which cannot add ddr_opt)')
+                         'use model_type: DDRESRGANModel or DDRSRGANModel (BasicSR\'s GAN models with ddr_opt and '
+                         'other extra loss blocks, see "DDR in GAN-based and real-world SR"), or remove gan_opt')
     if not isinstance(block, dict) or 'type' not in block:
         raise ValueError(f'train.{key} must be a mapping with a `type` key, e.g. {{type: L1Loss, loss_weight: 1.0}}; '
                          f'got {block!r}')
@@ -123,6 +124,28 @@ def check_numeric_options(section: str, values: dict) -> None:
                 continue
             raise TypeError(f"{section}.{name} is the string {value!r}: YAML 1.1 reads '1e-3' as text; "
                             f'write !!float {value} or a mantissa with a dot (1.0e-3)')
+
+
+def loss_terms(losses: Dict[str, nn.Module], output: Tensor, gt: Optional[Tensor]) -> 'OrderedDict[str, Tensor]':
+    """The term ``l_<name>`` of each loss block (``l_<name>_style`` for the second part of a pair); no-reference
+    losses (``requires_reference = False``, DDRLoss) get the output only."""
+    terms: 'OrderedDict[str, Tensor]' = OrderedDict()
+    for name, loss in losses.items():
+        if getattr(loss, 'requires_reference', True):
+            if gt is None:
+                raise ValueError(f'train.{name}_opt ({type(loss).__name__}) compares with the ground truth, '
+                                 'but the training data has no gt')
+            value = loss(output, gt)
+        else:
+            value = loss(output)
+        parts = value if isinstance(value, tuple) else (value, )
+        if len(parts) > len(TUPLE_PART_SUFFIXES):
+            raise TypeError(f'train.{name}_opt returned {len(parts)} values; a loss returns a tensor or a '
+                            '(main, style) pair')
+        for suffix, part in zip(TUPLE_PART_SUFFIXES, parts):
+            if part is not None:
+                terms[f'l_{name}{suffix}'] = part
+    return terms
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -352,22 +375,7 @@ class RestorationModel(TrainingGuaranteesMixin, SRModel):
 
     def compute_losses(self, output: Tensor, gt: Optional[Tensor]) -> 'OrderedDict[str, Tensor]':
         """All loss terms ``l_<name>`` plus their sum ``l_total`` (Eq. 8/9)."""
-        terms: 'OrderedDict[str, Tensor]' = OrderedDict()
-        for name, loss in self.losses.items():
-            if getattr(loss, 'requires_reference', True):
-                if gt is None:
-                    raise ValueError(f'train.{name}_opt ({type(loss).__name__}) compares with the ground truth, '
-                                     'but the training data has no gt')
-                value = loss(output, gt)
-            else:
-                value = loss(output)
-            parts = value if isinstance(value, tuple) else (value, )
-            if len(parts) > len(TUPLE_PART_SUFFIXES):
-                raise TypeError(f'train.{name}_opt returned {len(parts)} values; a loss returns a tensor or a '
-                                '(main, style) pair')
-            for suffix, part in zip(TUPLE_PART_SUFFIXES, parts):
-                if part is not None:
-                    terms[f'l_{name}{suffix}'] = part
+        terms = loss_terms(self.losses, output, gt)
         if not terms:
             raise ValueError('every loss block returned None (all loss weights are zero)')
         terms['l_total'] = sum(terms.values())
