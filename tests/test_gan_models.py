@@ -76,16 +76,11 @@ def gt_only_data(tmp_path_factory) -> Path:
 GAN_TERMS = ('l_g_pix:', 'l_g_gan:', 'l_d_real:', 'l_d_fake:', 'l_ddr:')
 
 
-REAL_ESRGAN_ON_CPU = pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="basicsr 1.4.2's Real-ESRGAN degradation pipeline runs on CUDA only: on the "
-    'CPU its filter2D views a padded tensor that CPU kernels leave non-contiguous (RuntimeError in img_process_util)')
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize('file_name, terms', [
     ('train_ESRGAN_x4.yml', GAN_TERMS),
-    pytest.param('train_realesrnet_x4plus.yml', ('l_pix:', 'l_ddr:'), marks=REAL_ESRGAN_ON_CPU),
-    pytest.param('train_realesrgan_x4plus.yml', GAN_TERMS, marks=REAL_ESRGAN_ON_CPU),
+    ('train_realesrnet_x4plus.yml', ('l_pix:', 'l_ddr:')),
+    ('train_realesrgan_x4plus.yml', GAN_TERMS),
 ])
 def test_basicsr_gan_configs_train_with_ddr_through_ddr_train_and_resume(file_name, terms, esrgan_data, gt_only_data,
                                                                          tiny_clip_path, tmp_path):

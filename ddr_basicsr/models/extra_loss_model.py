@@ -14,14 +14,14 @@ reference) sees the generator output only, never the ground truth or its USM-sha
 ``(b, t, c, h, w)`` are scored frame by frame. A non-finite pixel or extra term stops training before the update.
 """
 from collections import OrderedDict
-from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import torch
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import Tensor, nn
 
 from ddr_basicsr.host.options import loss_block_keys, loss_keys_read_by
+from ddr_basicsr.host.real_esrgan_cpu import on_device
 from ddr_basicsr.models.restoration_model import NonFiniteLossError, build_loss_block, loss_terms
 from ddr_basicsr.models.training_guarantees import TrainingGuaranteesMixin
 
@@ -68,39 +68,20 @@ def extra_loss_keys(model_cls: type, train_opt: Mapping) -> List[str]:
     return [key for key in loss_block_keys(train_opt) if key not in read]
 
 
-@contextmanager
-def cuda_calls_on(device: torch.device) -> Iterator[None]:
-    """basicsr 1.4.2's Real-ESRGAN models call ``.cuda()`` on their JPEG/USM modules and training-pair queue; on a
-    CPU model those calls move to ``device`` while the block runs (nothing changes on a GPU)."""
-    if device.type == 'cuda':
-        yield
-        return
-    saved = torch.Tensor.cuda, nn.Module.cuda
-    torch.Tensor.cuda = lambda self, *args, **kwargs: self.to(device)
-    nn.Module.cuda = lambda self, *args, **kwargs: self.to(device)
-    try:
-        yield
-    finally:
-        torch.Tensor.cuda, nn.Module.cuda = saved
-
-
 def _model_device(opt: Mapping) -> torch.device:
     return torch.device('cuda' if opt.get('num_gpu', 0) != 0 else 'cpu')
 
 
 class ExtraLossBlocksMixin:
     """Adds the extra loss blocks of ``train`` to a BasicSR model's generator objective (module docstring), and
-    runs Real-ESRGAN's data pipeline on a CPU model (:func:`cuda_calls_on`)."""
+    runs Real-ESRGAN's data pipeline on a CPU model (:func:`ddr_basicsr.host.real_esrgan_cpu.on_device`)."""
 
     def __init__(self, opt: dict) -> None:
-        with cuda_calls_on(_model_device(opt)):
+        with on_device(type(self), _model_device(opt)):
             super().__init__(opt)
 
     def feed_data(self, data: dict) -> None:
-        """BasicSR's, with contiguous tensors (without loader workers, collated HWC images come out channels-last,
-        which Real-ESRGAN's ``filter2D`` cannot ``view``) and ``.cuda()`` calls kept on a CPU model's device."""
-        data = {key: value.contiguous() if torch.is_tensor(value) else value for key, value in data.items()}
-        with cuda_calls_on(self.device):
+        with on_device(type(self), self.device):
             super().feed_data(data)
 
     def init_training_settings(self) -> None:
@@ -129,7 +110,7 @@ class ExtraLossBlocksMixin:
 
 
 def _plugin_variant(base_name: str) -> type:
-    base = MODEL_REGISTRY.get(base_name)
+    base = MODEL_REGISTRY.get(base_name if base_name in MODEL_REGISTRY else f'{base_name}_basicsr')
     doc = (f"BasicSR's {base_name} with the plugin's extra loss blocks (``ddr_opt``, ...) and training guarantees.")
     return type(f'DDR{base_name}', (ExtraLossBlocksMixin, TrainingGuaranteesMixin, base),
                 {'__module__': __name__, '__doc__': doc})
