@@ -2,6 +2,7 @@
 its table / figure with the paper's numbers beside ours; the reference CPBD, ICNet's layout and weight errors."""
 import csv
 import functools
+import json
 import math
 import os
 
@@ -12,7 +13,7 @@ import torch
 from scipy.io import savemat
 
 from ddr_basicsr import ddr as ddr_module
-from ddr_basicsr.iqa import cpbd, scoring
+from ddr_basicsr.iqa import cpbd, evaluation, scoring
 from ddr_basicsr.iqa.evaluation import PAPER_TABLE3
 from ddr_basicsr.paper import cli, crops, fig1, fig7, icnet, table2, table3
 from ddr_basicsr.paper.common import ModelChoice
@@ -165,16 +166,33 @@ def test_an_unreadable_image_is_reported_and_exits_1(tiny_clip_path, tmp_path, c
     assert '- ddr failed on Images/100.bmp: ' in capsys.readouterr().out
 
 
-def test_table3_pyiqa_piqe_runs_and_niqe_offline_error(roots, tmp_path, tiny_clip_path, monkeypatch):
+def test_table3_pyiqa_piqe_runs_and_ilniqe_offline_error(roots, tmp_path, tiny_clip_path, monkeypatch):
     pytest.importorskip('pyiqa', reason='pyiqa is an optional extra (pip install ddr-basicsr[iqa])')
     report = table3.table3(roots, str(tmp_path), _model(tiny_clip_path), ['csiq'], ['piqe'])
     row = dict(zip(report.header, report.rows[0]))
     assert not math.isnan(row['PIQE (ours)']) and row['PIQE (paper)'] == 0.5120
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
     monkeypatch.setattr('pyiqa.utils.download_util.DEFAULT_CACHE_DIR', str(tmp_path / 'torch' / 'hub' / 'pyiqa'))
-    with pytest.raises(table3.BaselineUnavailable, match='Offline[?] Download niqe_modelparameters.mat .* put it at '
+    with pytest.raises(table3.BaselineUnavailable, match='Offline[?] Download ILNIQE_templateModel.mat .* put it at '
                                                          + str(tmp_path / 'torch' / 'hub' / 'pyiqa')):
-        table3.pyiqa_metric('niqe')
+        table3.pyiqa_metric('ilniqe')
+    with pytest.raises(ValueError, match="unknown baseline\\(s\\) \\['brisque'\\]; choose among niqe, ilniqe, piqe"):
+        table3.table3(roots, str(tmp_path), _model(tiny_clip_path), ['csiq'], ['brisque'])
+
+
+def test_table3_niqe_is_the_niqe_of_eval_biqa(tiny_clip_path, tmp_path):
+    """One NIQE: table3's per-image NIQE equals eval_biqa.py's (evaluation.niqe_of_file) on the same images."""
+    WRITERS['livec'](str(tmp_path / 'livec'), (100, 200))
+    roots = {'livec': str(tmp_path / 'livec')}
+    report = table3.table3(roots, str(tmp_path / 'table3'), _model(tiny_clip_path), ['livec'], ['niqe'])
+    assert 'NIQE = ddr_basicsr.iqa.evaluation.niqe_score (BasicSR calculate_niqe' in report.markdown()
+    evaluation.evaluate([('livec', roots['livec'])], str(tmp_path / 'biqa'), ['niqe'])
+    with open(tmp_path / 'biqa' / 'scores_livec.csv', newline='') as handle:
+        biqa = {row['image']: float(row['niqe']) for row in csv.DictReader(handle)}
+    cache = next((tmp_path / 'table3' / 'cache').glob('table3-livec-niqe-*.jsonl'))
+    ours = {record['image']: record['score'] for record in map(json.loads, cache.read_text().splitlines()[1:])}
+    assert len(ours) == len(biqa) >= 3
+    assert all(ours[image] == pytest.approx(biqa[image], rel=1e-6) for image in biqa)
 
 
 def test_table8_rows_adaptation_and_backbones(roots, tiny_clip_path, tmp_path):
