@@ -13,7 +13,7 @@ import torch
 from scipy.io import savemat
 
 from ddr_basicsr import ddr as ddr_module
-from ddr_basicsr.iqa import cpbd, evaluation, scoring
+from ddr_basicsr.iqa import evaluation, scoring
 from ddr_basicsr.iqa.evaluation import PAPER_TABLE3
 from ddr_basicsr.paper import cli, crops, fig1, fig7, icnet, table2, table3
 from ddr_basicsr.paper.common import ModelChoice
@@ -136,7 +136,7 @@ def test_table2_with_random_icnet(roots, tiny_clip_path, tmp_path, small_icnet):
     assert list(rows) == ['color', 'noise', 'blur', 'exposure', 'content']
     assert rows['noise']['Complexity (paper)'] == '-0.444000' and rows['blur']['Sharpness (paper)'] == '0.732000'
     assert -1 <= float(rows['color']['Quality (ours)']) <= 1
-    assert 'weights: random weights (tests only)' in markdown and 'Sobel vertical edges' in markdown
+    assert 'weights: random weights (tests only)' in markdown and 'Canny edges pick the 64-px edge blocks' in markdown
 
 
 def test_table2_without_icnet_weights_says_where_to_put_them(tmp_path, capsys, monkeypatch):
@@ -263,70 +263,6 @@ def test_crops_side_by_side(tmp_path, capsys):
     assert float(rows['PSNR']['crop PSNR vs reference (dB)']) == pytest.approx(10 * math.log10(255 ** 2 / 100))
     assert cli.main(arguments[:3] + ['--box', '45,10,10,8'] + arguments[5:]) == 2
     assert '--box 45,10,10,8 leaves the 50x40 image' in capsys.readouterr().err
-
-
-def _reference_cpbd(rgb):
-    """CPBD transcribed loop by loop from the reference's description (slow; tiny images only)."""
-    gray = cpbd.gray_levels(rgb)
-    height, width = gray.shape
-    padded = np.pad(gray, 1, mode='symmetric')
-    strength = np.zeros_like(gray)
-    for row in range(height):
-        for col in range(width):
-            window = padded[row:row + 3, col:col + 3]
-            strength[row, col] = ((window[:, 2] - window[:, 0]) @ np.array([1, 2, 1]) / 8) ** 2
-    strength[strength <= 2 * math.sqrt(strength.mean())] = 0
-    edges = np.zeros_like(gray, dtype=bool)
-    for row in range(height):
-        for col in range(width):
-            left = strength[row, col - 1] if col > 0 else 0
-            right = strength[row, col + 1] if col < width - 1 else 0
-            up = strength[row - 1, col] if row > 0 else 0
-            down = strength[row + 1, col] if row < height - 1 else 0
-            edges[row, col] = (strength[row, col] > left and strength[row, col] > right) or (
-                strength[row, col] > up and strength[row, col] > down)
-    gy, gx = np.gradient(gray)
-    widths = np.zeros_like(gray)
-    for row in range(1, height - 1):
-        for col in range(1, width - 1):
-            angle = math.degrees(math.atan2(gy[row, col], gx[row, col])) if gx[row, col] != 0 else 0
-            angle = 45 * np.round(angle / 45)
-            if not edges[row, col] or angle not in (0, 180, -180):
-                continue
-            sign = 1 if angle == 0 else -1  # 0: intensity rises left to right
-            left = 1
-            while col - 1 - left >= 0 and left <= 100 and sign * (
-                    gray[row, col - left] - gray[row, col - 1 - left]) > 0:
-                left += 1
-            right = 1
-            while col + 1 + right < width and right <= 100 and sign * (
-                    gray[row, col + 1 + right] - gray[row, col + right]) > 0:
-                right += 1
-            widths[row, col] = left + right
-    sharp = total = 0
-    for top in range(0, height - 63, 64):
-        for start in range(0, width - 63, 64):
-            block = (slice(top, top + 64), slice(start, start + 64))
-            if edges[block].sum() <= 64 * 64 * 0.002:
-                continue
-            measured = widths[block][widths[block] > 0]
-            jnb = 5 if int(gray[block].max() - gray[block].min()) <= 50 else 3
-            probability = 1 - np.exp(-(measured / jnb) ** 3.6)
-            sharp += int((np.rint(probability * 100) <= 63).sum())
-            total += measured.size
-    return sharp / total
-
-
-def test_cpbd_matches_a_loop_transcription_of_the_reference():
-    rng = np.random.default_rng(3)
-    steps = np.kron(rng.integers(0, 256, (4, 8)), np.ones((16, 16)))
-    for sigma in (0.0, 1.5):
-        image = cv2.GaussianBlur(steps, (0, 0), sigma) if sigma else steps
-        rgb = np.repeat(image[:, :, None], 3, axis=2) + rng.normal(0, 2, (64, 128, 3))
-        assert cpbd.cpbd(rgb) == pytest.approx(_reference_cpbd(rgb), abs=1e-12)
-    sharp, blurred = (cpbd.cpbd(np.repeat(cv2.GaussianBlur(steps, (0, 0), sigma)[:, :, None], 3, axis=2))
-                      for sigma in (0.7, 1.5))
-    assert sharp > 0.2 and blurred == 0.0
 
 
 def test_icnet_layout_and_weights_round_trip(tmp_path, small_icnet):
