@@ -14,8 +14,8 @@ from scipy.io import savemat
 
 from ddr_basicsr import ddr as ddr_module
 from ddr_basicsr.iqa import evaluation, scoring
-from ddr_basicsr.iqa.evaluation import PAPER_TABLE3
-from ddr_basicsr.paper import cli, crops, fig1, fig7, icnet, table2, table3
+from ddr_basicsr.iqa.evaluation import PAPER_TABLE3, srcc
+from ddr_basicsr.paper import cli, crops, fig1, fig7, icnet, table1, table2, table3
 from ddr_basicsr.paper.common import ModelChoice
 from ddr_basicsr.paper.numbers import TABLE3, TABLE8
 from test_iqa_datasets import LIVE_FOLDERS, WRITERS, write_image
@@ -98,21 +98,41 @@ def test_table1_sweeps_the_blur_subset_and_resumes(roots, tiny_clip_path, tmp_pa
     printed = capsys.readouterr().out
     assert '| HOSA (quoted) |  | 0.9540 |  |' in printed and 'σ = 4 px' in printed
     rows = _rows(tmp_path / 'table1.csv')
-    ddr_rows = [row for row in rows if row['Method'].startswith('DDR_blur')]
+    ddr_rows = [row for row in rows if row['Method'].startswith('DDR_blur, σ')]
+    held_out = [row for row in rows if 'held-out' in row['Method']]
     assert len(ddr_rows) == 2 and all(row['SRCC (paper)'] == '0.988000' for row in ddr_rows)
     for row in ddr_rows:
         assert float(row['Difference']) == pytest.approx(float(row['SRCC (ours)']) - 0.988, abs=2e-6)
-    assert sum('(optimal)' in row['Method'] for row in ddr_rows) == 1
+    assert sum('(optimal, in-sample)' in row['Method'] for row in ddr_rows) == 1
+    assert [row['Method'].split(': ')[0] for row in held_out] == ['DDR_blur, held-out'] * 2
+    assert 'chosen on the even half, SRCC on the odd half' in held_out[0]['Method']
     assert 'ω_d grid (σ, px): 1, 4' in (tmp_path / 'table1.md').read_text()
     assert cli.main(arguments) == 0
     assert len(scored) == 8  # resumed from the cache: nothing scored again
+
+
+def test_held_out_level_is_chosen_on_one_half_and_scored_on_the_other():
+    subjective = [1, 2, 3, 4, 5, 6, 7, 8]
+    # level 1 ranks the even positions right and the odd ones backwards; level 2 the other way round
+    values = {1.0: [1, 8, 3, 6, 5, 4, 7, 2], 2.0: [8, 2, 6, 4, 4.5, 6.5, 2.5, 8.5]}
+    first, second = table1.held_out_levels(values, subjective, 1)
+    assert (first.chosen_on, first.scored_on, first.level) == ('even', 'odd', 1.0)
+    assert (second.chosen_on, second.scored_on, second.level) == ('odd', 'even', 2.0)
+    assert first.srcc == pytest.approx(-1.0) and second.srcc == pytest.approx(-1.0)  # in-sample both were +1
+    assert table1.best_level({level: srcc(scores[0::2], subjective[0::2]) for level, scores in values.items()}) == 1.0
+    flipped = table1.held_out_levels(values, subjective[::-1], -1)
+    assert [held.srcc for held in flipped] == pytest.approx([-1.0, -1.0])
 
 
 def test_fig2_histograms_low_optimal_high_and_adaptive(roots, tiny_clip_path, tmp_path):
     assert cli.main(['fig2', '--output-dir', str(tmp_path), '--sigmas', '0.5,8', *_root_args(roots),
                      *_clip_args(tiny_clip_path)]) == 0
     rows = {row['DDR']: row for row in _rows(tmp_path / 'fig2.csv')}
-    assert set(rows) == {'low', 'optimal', 'high', 'adaptive', 'all σ: 0.5 px', 'all σ: 8 px'}
+    assert set(rows) == {'low', 'optimal', 'high', 'adaptive', 'all σ: 0.5 px', 'all σ: 8 px',
+                         'held-out optimal (even → odd)', 'held-out optimal (odd → even)'}
+    assert 'chosen in-sample' in rows['optimal']['setting']
+    title = (tmp_path / 'fig2.md').read_text().splitlines()[0]
+    assert 'pixel-domain DDR with D = {blur}' in title and 'D = {color, noise, blur, exposure}' in title
     assert 'σ = 0.5 px' in rows['low']['setting'] and 'σ = 8 px' in rows['high']['setting']
     assert 'adaptation on' in rows['adaptive']['setting']
     assert cv2.imread(str(tmp_path / 'fig2.png')) is not None
