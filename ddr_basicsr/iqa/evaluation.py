@@ -311,7 +311,7 @@ def format_results_csv(rows: Sequence[dict]) -> str:
     """``biqa_results.csv``: one row per (dataset, metric)."""
     buffer = io.StringIO()
     fields = ['dataset', 'metric', 'images', 'scored', 'srcc', 'plcc', 'krcc', 'paper_srcc', 'subjective_score',
-              'options']
+              'options', 'opinion_aware']
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator='\n')
     writer.writeheader()
     for row in rows:
@@ -320,9 +320,15 @@ def format_results_csv(rows: Sequence[dict]) -> str:
 
 
 def format_results_markdown(rows: Sequence[dict], metrics: Sequence[str], settings: Mapping[str, object]) -> str:
-    """``biqa_results.md``: one table row per dataset, the metrics side by side, next to the paper's Table 3."""
+    """``biqa_results.md``: one table row per dataset, the metrics side by side, next to the paper's Table 3; rows
+    of a DDR with tuned prompts (opinion-aware) in a table of their own, without the paper's figures."""
+    aware = [row for row in rows if row.get('opinion_aware')]
+    metrics = [metric for metric in metrics if any(row['metric'] == metric and not row.get('opinion_aware')
+                                                   for row in rows)]
     by_dataset: Dict[str, Dict[str, dict]] = {}
     for row in rows:
+        if row.get('opinion_aware'):
+            continue
         by_dataset.setdefault(row['dataset'], {})[row['metric']] = row
     header = ['Dataset', 'Images']
     for metric in metrics:
@@ -339,9 +345,16 @@ def format_results_markdown(rows: Sequence[dict], metrics: Sequence[str], settin
             entry = entries.get(metric, {})
             cells += [format_number(entry.get(key)) for key in ('srcc', 'paper_srcc', 'plcc', 'krcc')]
         lines.append('| ' + ' | '.join(cells) + ' |')
+    if aware:
+        lines += ['', '## Opinion-aware: DDR with tuned prompts, apart from the opinion-unaware Table 3', '',
+                  f"{aware[0]['opinion_aware']}. Trained on subjective scores, so not comparable with Table 3's "
+                  'opinion-unaware methods; no paper figure beside it.', '',
+                  '| Dataset | Images | DDR SRCC | DDR PLCC | DDR KRCC |', '|---|---|---|---|---|']
+        lines += [f"| {row['dataset']} | {row['scored']}/{row['images']} | "
+                  + ' | '.join(format_number(row[key]) for key in ('srcc', 'plcc', 'krcc')) + ' |' for row in aware]
     lines += ['', '## Settings', '']
     lines += [f'- {key}: {value}' for key, value in settings.items()]
-    for dataset, entries in by_dataset.items():
+    for dataset, entries in {row['dataset']: {row['metric']: row} for row in rows}.items():
         first = next(iter(entries.values()))
         lines.append(f"- {dataset}: subjective score {first['subjective_score']}; {first['options']}")
     return '\n'.join(lines) + '\n'
@@ -437,6 +450,8 @@ def evaluate(datasets: Sequence[Tuple[str, str]], output_dir: str, metrics: Sequ
         settings.update({'DDR model': ddr.clip_description, 'DDR degradations': ', '.join(ddr.degradation_names),
                          'DDR precision': ddr.precision, 'DDR adaptation (Eq. 4)': 'on' if ddr.adaptation else 'off',
                          'DDR distance': ddr.distance, 'device': str(ddr.device)})
+        if ddr.learned_prompts is not None:
+            settings['DDR prompts'] = ddr.learned_prompts.opinion_aware_label
     settings['NIQE'] = NIQE_SOURCE
     rows, failures = [], []
     for name, root in datasets:
@@ -452,6 +467,9 @@ def evaluate(datasets: Sequence[Tuple[str, str]], output_dir: str, metrics: Sequ
                 failures += run_ddr(ddr, dataset, cache, short_side, batch_size, workers)
             else:
                 failures += run_niqe(dataset, cache, short_side, niqe_workers)
-            rows.append(result_row(dataset, metric, cache, options, short_side))
+            row = result_row(dataset, metric, cache, options, short_side)
+            if metric == 'ddr' and ddr.learned_prompts is not None:
+                row.update(paper_srcc=None, opinion_aware=ddr.learned_prompts.opinion_aware_label)
+            rows.append(row)
         write_text_atomically(os.path.join(output_dir, f'scores_{name}.csv'), format_scores_csv(dataset, caches))
     return rows, failures, settings
