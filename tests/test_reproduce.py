@@ -5,6 +5,7 @@ import functools
 import json
 import math
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -237,19 +238,40 @@ def test_fig7_vgg_statistics_with_random_vgg(roots, tiny_clip_path, tmp_path):
     assert cv2.imread(str(tmp_path / 'fig7.png')) is not None
 
 
+OPTIONS = Path(__file__).resolve().parents[1] / 'options'
+
+
+def _trained_run(root, name, stem, command, last_iter):
+    """experiments/<name>/ as BasicSR leaves it: the option file copy (with its command line) and a training log."""
+    folder = root / 'experiments' / name
+    folder.mkdir(parents=True)
+    (folder / f'{stem}.yml').write_text(f'# GENERATE TIME: x\n# CMD:\n# {command}\n\n'
+                                        + (OPTIONS / f'{stem}.yml').read_text())
+    (folder / f'train_{name}_1.log').write_text(f'x INFO: [NAFNe..][epoch:  9, iter: {last_iter:,}, lr:(1.0e-07,)]\n')
+
+
 def test_tables4_6_collects_test_logs_and_validation(tmp_path, capsys):
     test_log = tmp_path / 'results' / 'NAFNet_GoPro_DDR' / 'test_NAFNet_GoPro_DDR_20240101_000000.log'
     test_log.parent.mkdir(parents=True)
     test_log.write_text('2024-01-01 00:00:00,000 INFO: Loading NAFNetLocal model\n'
                         '2024-01-01 00:10:00,000 INFO: Validation GoPro-test\n'
                         '\t # psnr: 33.4000\n\t # ssim: 0.9512\n\n')
-    train_log = tmp_path / 'experiments' / 'Restormer_RealBlur-J_PSNR' / 'train_Restormer_RealBlur-J_PSNR_1.log'
-    train_log.parent.mkdir(parents=True)
-    train_log.write_text('x INFO: Validation RealBlur-J-test\n\t # psnr: 30.0000\tBest: 30.0000 @ 20000 iter\n'
-                         '\t # ssim: 0.9000\tBest: 0.9000 @ 20000 iter\n\n'
-                         'x INFO: [Resto..][epoch:  1, iter:  40,000, lr:(1.0e-04,)]\n'
-                         'x INFO: Validation RealBlur-J-test\n\t # psnr: 31.5000\tBest: 31.5000 @ 40000 iter\n'
-                         '\t # ssim: 0.9100\tBest: 0.9100 @ 40000 iter\n\n')
+    _trained_run(tmp_path, 'NAFNet_GoPro_DDR', 'nafnet_gopro_ddr',
+                 'ddr_basicsr/train.py -opt options/nafnet_gopro_ddr.yml --force_yml '
+                 'datasets:train:dataroot_gt=/data/GoPro/train/sharp_crops.lmdb num_gpu=2', 200000)
+    name = 'Restormer_RealBlur-J_PSNR'
+    _trained_run(tmp_path, name, 'restormer_realblur_psnr', 'ddr_basicsr/train.py -opt x.yml --force_yml '
+                 'network_g:dim=8 train:total_iter=40000 --auto_resume', 40000)
+    (tmp_path / 'experiments' / name / f'train_{name}_1.log').write_text(
+        'x INFO: Validation RealBlur-J-test\n\t # psnr: 30.0000\tBest: 30.0000 @ 20000 iter\n'
+        '\t # ssim: 0.9000\tBest: 0.9000 @ 20000 iter\n\n'
+        'x INFO: [Resto..][epoch:  1, iter:  40,000, lr:(1.0e-04,)]\n'
+        'x INFO: Validation RealBlur-J-test\n\t # psnr: 31.5000\tBest: 31.5000 @ 40000 iter\n'
+        '\t # ssim: 0.9100\tBest: 0.9100 @ 40000 iter\n\n')
+    logs_only = tmp_path / 'experiments' / 'NAFNet_RealSR-City100_PSNR'
+    logs_only.mkdir(parents=True)
+    (logs_only / 'train_NAFNet_RealSR-City100_PSNR_1.log').write_text(
+        'x INFO: Validation RealSR-City100-test\n\t # psnr: 29.0000\n\t # ssim: 0.8000\n\n')
     assert cli.main(['tables4-6', '--output-dir', str(tmp_path / 'out'), '--results-root', str(tmp_path)]) == 0
     rows = _rows(tmp_path / 'out' / 'tables4-6.csv')
     assert len(rows) == 36 + 10
@@ -260,10 +282,17 @@ def test_tables4_6_collects_test_logs_and_validation(tmp_path, capsys):
     assert gopro['Source'].startswith('ddr-test: results/NAFNet_GoPro_DDR/')
     realblur = [row for row in rows if row['Dataset'] == 'RealBlur-J' and row['Model'] == 'Restormer'
                 and row['Loss / setting'] == 'PSNR'][0]
-    assert (realblur['PSNR (ours)'], realblur['SSIM (paper)']) == ('31.500000', '0.909800')
-    assert realblur['Source'].startswith('last validation')
+    assert (realblur['PSNR (ours)'], realblur['SSIM (paper)']) == ('', '0.909800')
+    assert realblur['Source'].startswith('not counted: the run differs from options/')
     assert rows[-1]['Table'] == 'Table 6' and rows[-1]['PSNR (ours)'] == '33.400000'
-    assert '43 of 46 experiments have no result yet' in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert '44 of 46 experiments have no result yet' in printed
+    restormer, logs_only = [line for line in printed.splitlines() if line.startswith('- Listed apart')]
+    assert 'Restormer_RealBlur-J_PSNR: PSNR 31.5000 / SSIM 0.9100 (last validation' in restormer
+    assert "network_g {'type': 'Restormer', 'inp_channels': 3" in restormer and "'dim': 8" in restormer
+    assert "total_iter 40000 is not the option file's 300000" in restormer
+    assert 'its training log reaches iteration 40000 of 300000' in restormer
+    assert 'no copy of its option file in experiments/NAFNet_RealSR-City100_PSNR/' in logs_only
 
 
 def test_crops_side_by_side(tmp_path, capsys):
