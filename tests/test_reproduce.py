@@ -140,6 +140,46 @@ def test_fig2_histograms_low_optimal_high_and_adaptive(roots, tiny_clip_path, tm
     assert 'Paper (no values printed): Fig. 2' in (tmp_path / 'fig2.md').read_text()
 
 
+def test_trunk_weights_errors_name_the_command_line_options(roots, tmp_path, capsys, monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError('no network')
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    monkeypatch.setattr(torch.hub, 'load_state_dict_from_url', offline)
+    assert cli.main(['fig1', '--output-dir', str(tmp_path), *_root_args(roots)]) == 2
+    error = capsys.readouterr().err
+    cache = tmp_path / 'torch' / 'hub' / 'checkpoints' / 'alexnet-owt-7be5be79.pth'
+    assert f'the torchvision alexnet ImageNet weights are not at {cache} and could not be downloaded (no network)' \
+        in error and 'or pass --lpips-weights /path/to/alexnet-owt-7be5be79.pth' in error
+    assert 'weights_path' not in error
+    assert cli.main(['fig1', '--output-dir', str(tmp_path), '--lpips-weights', str(tmp_path / 'x.pth'),
+                     *_root_args(roots)]) == 2
+    assert f'--lpips-weights {tmp_path / "x.pth"}: no such file' in capsys.readouterr().err
+    assert cli.main(['fig7', '--output-dir', str(tmp_path), *_root_args(roots), '--pretrained', 'none']) == 2
+    assert 'or pass --vgg-weights /path/to/vgg19-dcbb9e9d.pth' in capsys.readouterr().err
+
+
+def test_clip_label_and_weights_hint_name_the_architecture(tiny_clip_path, monkeypatch):
+    import open_clip
+
+    from ddr_basicsr.clip_loading import ClipWeightsError, load_clip
+    monkeypatch.setattr(ddr_module, 'load_clip', load_clip)  # not the module's shared cache: the label is under test
+    with pytest.raises(ClipWeightsError) as error:
+        load_clip('RN50x16', '/does/not/exist.pt')
+    assert '--pretrained /path/to/RN50x16.pt' in error.value.command_line_message()
+    assert "DDR(pretrained='/path/to/RN50x16.pt')" in str(error.value) and 'ViT-B-32' not in str(error.value)
+    assert load_clip('RN50x16', tiny_clip_path).description.startswith('ViT CLIP (width 128, layers 2, patch_size 32')
+    tiny = {'embed_dim': 64, 'vision_cfg': {'width': 128, 'layers': 2, 'patch_size': 32, 'image_size': 224}}
+    configs = open_clip.get_model_config
+    monkeypatch.setattr(open_clip, 'list_models', lambda: ['RN50x16', 'ViT-B-32', 'Tiny-ViT'])
+    monkeypatch.setattr(open_clip, 'get_model_config', lambda name: tiny if name == 'Tiny-ViT' else configs(name))
+    assert load_clip('RN50x16', tiny_clip_path).description == \
+        f'Tiny-ViT (OpenAI-format weights from {tiny_clip_path})'
+    model = ModelChoice(model='RN50x16', pretrained=tiny_clip_path, device='cpu')
+    assert model.clip_label == f'RN50x16 ({tiny_clip_path})'
+    model.ddr(degradations=['blur'])
+    assert model.clip_label.startswith('Tiny-ViT (OpenAI-format')
+
+
 def test_fig1_lpips_of_two_images(roots, tmp_path):
     report = fig1.fig1(roots, str(tmp_path), sigma=3.0, pretrained=False)
     report.write(str(tmp_path))
@@ -217,21 +257,31 @@ def test_table3_niqe_is_the_niqe_of_eval_biqa(tiny_clip_path, tmp_path):
 
 
 def test_table8_rows_adaptation_and_backbones(roots, tiny_clip_path, tmp_path):
-    assert cli.main(['table8', '--output-dir', str(tmp_path), '--rows', '9,12', *_root_args(roots),
-                     *_clip_args(tiny_clip_path), '--backbone-weights', f'RN50x16={tiny_clip_path}']) == 0
+    assert cli.main(['table8', '--output-dir', str(tmp_path), '--rows', '9,12,13', *_root_args(roots),
+                     *_clip_args(tiny_clip_path), '--backbone-weights', f'RN50x16={tiny_clip_path}',
+                     '--backbone-weights', f'RN50x64={tmp_path / "missing.pt"}']) == 0
     rows = _rows(tmp_path / 'table8.csv')
     assert [(row['Row'], row['D'], row['Backbone'], row['Adaptation']) for row in rows] == [
         ('9', '{color, blur, noise, exposure}', 'ViT-B-32', 'off'),
-        ('12', '{color, blur, noise, exposure}', 'RN50x16', 'on')]
+        ('12', '{color, blur, noise, exposure}', 'RN50x16', 'on'),
+        ('13', '{color, blur, noise, exposure}', 'RN50x64', 'on')]
     assert rows[0]['csiq (paper)'] == '0.607400' and rows[1]['koniq10k (paper)'] == '0.612500'
     assert len(os.listdir(tmp_path / 'cache')) == 2 * 4  # one per row and dataset: the adaptation is in the key
-    assert f'RN50x16: {tiny_clip_path}' in (tmp_path / 'table8.md').read_text()
+    markdown = (tmp_path / 'table8.md').read_text()
+    tiny = f'ViT CLIP (width 128, layers 2, patch_size 32, image_size 224, embedding 64; no open_clip model has this ' \
+           f'shape) (OpenAI-format weights from {tiny_clip_path})'
+    assert f'RN50x16: {tiny}' in markdown and f'- row 12 asked for RN50x16; the weights loaded are {tiny}' in markdown
+    assert 'Download the RN50x64 checkpoint elsewhere and pass it: --backbone-weights RN50x64=/path/to/RN50x64.pt' \
+        in markdown and 'ViT-B-32.pt' not in markdown
     assert len(TABLE8) == 13
 
 
 def test_fig7_vgg_statistics_with_random_vgg(roots, tiny_clip_path, tmp_path):
     report = fig7.fig7(roots, str(tmp_path), _model(tiny_clip_path), 'livec', vgg_pretrained=False)
-    report.write(str(tmp_path))
+    markdown = report.write(str(tmp_path))
+    choices = 'VGG19 and livec are our choices: the paper names neither the VGG depth nor the dataset'
+    assert f'Ours: {choices}.' in markdown and f'- choices: {choices}' in markdown
+    assert 'torchvision VGG19 features (our choice of depth' in markdown
     rows = _rows(tmp_path / 'fig7.csv')
     assert len(rows) == 10 and {row['statistic'] for row in rows} == {'mean', 'std'}
     assert all(-1 <= float(row['relu5_1']) <= 1 for row in rows)

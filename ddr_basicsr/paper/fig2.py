@@ -76,7 +76,7 @@ def fig2(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
                   'images (in-sample, optimistic)',
         'held-out': HELD_OUT_PROTOCOL,
         'compared': COMPARED_SETS,
-        'CLIP': f'{model.model} ({model.pretrained})', 'precision': model.precision,
+        'CLIP': model.clip_label, 'precision': model.precision,
         'histogram': f'{HISTOGRAM_BINS} bins per panel, each panel on its own DDR axis',
     }
     return common.Report('fig2', f'Fig. 2: distribution of DDR on LIVE in the Wild: {COMPARED_SETS}',

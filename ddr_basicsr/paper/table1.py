@@ -98,7 +98,7 @@ def table1(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
         'optimal': f'σ = {optimal:g} px: the grid level with the best SRCC on this subset (the paper gives none); '
                    'in-sample, so optimistic',
         'held-out': HELD_OUT_PROTOCOL,
-        'CLIP': f'{model.model} ({model.pretrained})', 'precision': model.precision,
+        'CLIP': model.clip_label, 'precision': model.precision,
         'SRCC': 'Spearman over the subset, sign flipped for DMOS so that agreement with people is positive',
         'quoted rows': 'ILNIQE, WaDIQaM, BIECON, HOSA, DBCNN, HyperIQA: the paper\'s Table 1, not run here',
     }

@@ -58,8 +58,8 @@ def table2(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
     protocol = {
         'dataset': f'CSIQ, {len(csiq.items)} distorted images',
         **{f'CSIQ {key}': value for key, value in choices.items()},
-        'DDR': f'text-driven, Table 7 prompts {", ".join(TABLE7_WORDS)}, adaptation on, cosine; CLIP {model.model} '
-               f'({model.pretrained}), {model.precision}',
+        'DDR': f'text-driven, Table 7 prompts {", ".join(TABLE7_WORDS)}, adaptation on, cosine; CLIP '
+               f'{model.clip_label}, {model.precision}',
         'complexity': f'IC9600 ICNet score in [0, 1]; image resized to {icnet.input_size}x{icnet.input_size} '
                       f'(bilinear, antialiased), ImageNet normalisation; weights: {icnet_source}',
         'colorfulness': 'Hasler & Süsstrunk M on 0-255 RGB (ddr_basicsr.iqa.descriptor.colorfulness)',

@@ -128,8 +128,8 @@ def table3(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
                                       for part in ('(ours)', '(paper)', '(diff)')]
     header += [f'{LABELS[method]} (quoted)' for method in TABLE3_QUOTED]
     protocol = {
-        'DDR': f'Eq. 7, D = {{{", ".join(BIQA_DEGRADATIONS)}}}, adaptation on, cosine; CLIP {model.model} '
-               f'({model.pretrained}), {model.precision}',
+        'DDR': f'Eq. 7, D = {{{", ".join(BIQA_DEGRADATIONS)}}}, adaptation on, cosine; CLIP '
+               f'{model.clip_label}, {model.precision}',
         'baselines run': ', '.join(f'{LABELS[name]} = ' + (NIQE_SOURCE if name == 'niqe' else
                                                             f'pyiqa.create_metric({name!r})')
                                    for name in baselines) or 'none',
