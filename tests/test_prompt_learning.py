@@ -191,6 +191,7 @@ def test_reports_keep_tuned_prompts_apart_from_table3(tuned_ddr, ddr, tuned, tmp
     markdown = write_reports(str(tmp_path / 'biqa'), rows, settings)
     table3, aware = markdown.split('## Opinion-aware: DDR with tuned prompts, apart from the opinion-unaware Table 3')
     assert 'DDR SRCC' not in table3 and '0.6613' not in markdown  # no paper figure beside a tuned DDR
+    assert 'No opinion-unaware metric was run.' in table3
     assert aware.startswith(f'\n\n{label}. Trained on subjective scores') and '| livec | 3/3 |' in aware
     biqa_csv = list(csv.DictReader(io.StringIO((tmp_path / 'biqa' / 'biqa_results.csv').read_text())))
     assert biqa_csv[0]['opinion_aware'] == label and biqa_csv[0]['paper_srcc'] == ''

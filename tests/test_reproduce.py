@@ -318,6 +318,9 @@ def test_tables4_6_collects_test_logs_and_validation(tmp_path, capsys):
         'x INFO: [Resto..][epoch:  1, iter:  40,000, lr:(1.0e-04,)]\n'
         'x INFO: Validation RealBlur-J-test\n\t # psnr: 31.5000\tBest: 31.5000 @ 40000 iter\n'
         '\t # ssim: 0.9100\tBest: 0.9100 @ 40000 iter\n\n')
+    _trained_run(tmp_path, 'NAFNet_GoPro_PSNR', 'nafnet_gopro_psnr', 'train.py --force_yml train:nope:x=1', 200000)
+    (tmp_path / 'experiments' / 'NAFNet_GoPro_PSNR' / 'train_NAFNet_GoPro_PSNR_1.log').write_text(
+        'x INFO: Validation GoPro-test\n\t # psnr: 33.0000\n\t # ssim: 0.9400\n\n')
     logs_only = tmp_path / 'experiments' / 'NAFNet_RealSR-City100_PSNR'
     logs_only.mkdir(parents=True)
     (logs_only / 'train_NAFNet_RealSR-City100_PSNR_1.log').write_text(
@@ -337,7 +340,9 @@ def test_tables4_6_collects_test_logs_and_validation(tmp_path, capsys):
     assert rows[-1]['Table'] == 'Table 6' and rows[-1]['PSNR (ours)'] == '33.400000'
     printed = capsys.readouterr().out
     assert '44 of 46 experiments have no result yet' in printed
-    restormer, logs_only = [line for line in printed.splitlines() if line.startswith('- Listed apart')]
+    unapplied, restormer, logs_only = [line for line in printed.splitlines() if line.startswith('- Listed apart')]
+    assert "NAFNet_GoPro_PSNR: PSNR 33.0000 / SSIM 0.9400" in unapplied
+    assert "its command line's --force_yml train:nope:x=1 cannot be applied" in unapplied
     assert 'Restormer_RealBlur-J_PSNR: PSNR 31.5000 / SSIM 0.9100 (last validation' in restormer
     assert "network_g {'type': 'Restormer', 'inp_channels': 3" in restormer and "'dim': 8" in restormer
     assert "total_iter 40000 is not the option file's 300000" in restormer

@@ -336,8 +336,9 @@ def format_results_markdown(rows: Sequence[dict], metrics: Sequence[str], settin
         header += [f'{label} SRCC', f'{label} SRCC (paper)', f'{label} PLCC', f'{label} KRCC']
     lines = ['# Opinion-unaware blind IQA (paper Table 3)', '',
              'Correlations with the subjective scores over every distorted image, score directions handled '
-             '(positive = agrees with people); PLCC without nonlinear regression.', '',
-             '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+             '(positive = agrees with people); PLCC without nonlinear regression.', '']
+    lines += ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)] if by_dataset else \
+        ['No opinion-unaware metric was run.']
     for dataset, entries in by_dataset.items():
         first = next(iter(entries.values()))
         cells = [dataset, f"{min(entry['scored'] for entry in entries.values())}/{first['images']}"]

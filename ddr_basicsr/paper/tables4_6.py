@@ -85,12 +85,18 @@ def experiments() -> List[Tuple[str, str, str, str, str, Tuple[float, float], Di
 
 def run_options(root: str, name: str) -> Optional[Dict[str, Any]]:
     """The options experiment ``name`` trained with: BasicSR's copy of its option file in ``experiments/<name>/``
-    (the newest), with the ``--force_yml`` values of the command line recorded in it; None without a copy."""
+    (the newest), with the ``--force_yml`` values of the command line recorded in it; None without a copy.
+    ValueError when the copy cannot be read or its ``--force_yml`` values applied."""
+    import yaml
+
     from ddr_basicsr.host.options import load_yaml, parse_force_yml_value
     copies = sorted(glob.glob(os.path.join(root, 'experiments', name, '*.yml')), key=os.path.getmtime)
     if not copies:
         return None
-    options = load_yaml(copies[-1])
+    try:
+        options = load_yaml(copies[-1])
+    except yaml.YAMLError as error:
+        raise ValueError(f'its option file copy {copies[-1]} cannot be read ({error})') from error
     with open(copies[-1], encoding='utf-8') as handle:
         header = [line[1:].strip() for line in handle.readlines()[:3] if line.startswith('#')]
     command = shlex.split(header[2]) if len(header) > 2 and header[1] == 'CMD:' else []
@@ -98,12 +104,16 @@ def run_options(root: str, name: str) -> Optional[Dict[str, Any]]:
     for entry in forced:
         if entry.startswith('--'):
             break
-        keys, value = entry.split('=', 1)
-        target = options
-        *parents, last = keys.strip().split(':')
-        for key in parents:
-            target = target[key]
-        target[last] = parse_force_yml_value(value)
+        try:
+            keys, value = entry.split('=', 1)
+            target = options
+            *parents, last = keys.strip().split(':')
+            for key in parents:
+                target = target[key]
+            target[last] = parse_force_yml_value(value)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f'its command line\'s --force_yml {entry} cannot be applied to {copies[-1]} '
+                             f'({type(error).__name__}: {error})') from error
     return options
 
 
@@ -128,7 +138,10 @@ def reached_iteration(root: str, name: str) -> int:
 
 def run_problems(root: str, name: str, expected: Mapping[str, Any]) -> List[str]:
     """Why the run ``name`` under ``root`` is not the option file's (``expected``): network, data, iterations."""
-    options = run_options(root, name)
+    try:
+        options = run_options(root, name)
+    except ValueError as error:
+        return [str(error)]
     if options is None:
         return [f'no copy of its option file in experiments/{name}/, so its network, data and iterations cannot '
                 'be checked']
