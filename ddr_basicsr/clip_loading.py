@@ -11,25 +11,26 @@ import torch
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.model import build_model_from_openai_state_dict
 
-OFFLINE_FIX = 'Offline? Download the checkpoint elsewhere (e.g. OpenAI ViT-B-32.pt) and pass its path: '
-PYTHON_FIX = ("DDR(pretrained='/path/to/ViT-B-32.pt') or `pretrained: /path/to/ViT-B-32.pt` in the option file "
+OFFLINE_FIX = 'Offline? Download the checkpoint elsewhere (e.g. OpenAI {model}.pt) and pass its path: '
+PYTHON_FIX = ("DDR(pretrained='/path/to/{model}.pt') or `pretrained: /path/to/{model}.pt` in the option file "
               '(None: random weights, for tests only).')
-COMMAND_LINE_FIX = '--pretrained /path/to/ViT-B-32.pt (--pretrained none: random weights, for tests only).'
+COMMAND_LINE_FIX = '--pretrained /path/to/{model}.pt (--pretrained none: random weights, for tests only).'
 
 
 class ClipWeightsError(RuntimeError):
     """CLIP weights could not be found or loaded; the message says where we looked and what to do.
 
-    ``str(error)`` names the Python / option-file fix; ``command_line_message()`` the command-line one.
+    ``str(error)`` names the Python / option-file fix; ``command_line_message()`` the command-line one; both
+    name the checkpoint of ``model_name``, the model asked for.
     """
 
-    def __init__(self, problem: str) -> None:
-        self.problem = problem
-        super().__init__(f'{problem} {OFFLINE_FIX}{PYTHON_FIX}')
+    def __init__(self, problem: str, model_name: str = 'ViT-B-32') -> None:
+        self.problem, self.model_name = problem, model_name
+        super().__init__(f'{problem} {OFFLINE_FIX}{PYTHON_FIX}'.format(model=model_name))
 
     def command_line_message(self) -> str:
         """The message with the fix spelled as the ``--pretrained`` option of the command-line tools."""
-        return f'{self.problem} {OFFLINE_FIX}{COMMAND_LINE_FIX}'
+        return f'{self.problem} {OFFLINE_FIX}{COMMAND_LINE_FIX}'.format(model=self.model_name)
 
 
 @dataclass
@@ -91,12 +92,38 @@ def _openai_state_dict(path: Path) -> Optional[dict]:
     return state_dict
 
 
-def _from_openai_state_dict(state_dict: dict, description: str) -> LoadedClip:
+def architecture_name(model: torch.nn.Module) -> str:
+    """The open_clip model name whose configuration has the shape of the CLIP ``model`` (embedding size, vision
+    width, depth, patch or ResNet stages, input size), shortest name first; else the shape itself."""
+    visual = model.visual
+    if hasattr(visual, 'transformer'):
+        kind = 'ViT'
+        shape = {'width': visual.conv1.out_channels, 'layers': len(visual.transformer.resblocks),
+                 'patch_size': visual.conv1.kernel_size[0]}
+    else:
+        kind = 'ModifiedResNet'
+        shape = {'width': visual.conv1.out_channels * 2,
+                 'layers': [len(getattr(visual, f'layer{stage}')) for stage in range(1, 5)]}
+    shape['image_size'] = _square_size(visual.image_size)
+    embedding = model.text_projection.shape[1]
+    for name in sorted(open_clip.list_models(), key=len):
+        config = open_clip.get_model_config(name) or {}
+        vision = config.get('vision_cfg', {})
+        found = {key: list(value) if isinstance(value, (list, tuple)) else value
+                 for key, value in ((key, vision.get(key)) for key in shape)}
+        if config.get('embed_dim') == embedding and found == shape and not vision.get('timm_model_name'):
+            return name
+    details = ', '.join(f'{key} {value}' for key, value in shape.items())
+    return f'{kind} CLIP ({details}, embedding {embedding}; no open_clip model has this shape)'
+
+
+def _from_openai_state_dict(state_dict: dict, path: Path) -> LoadedClip:
     model = build_model_from_openai_state_dict(state_dict, quick_gelu=True, cast_dtype=None)
     model = model.float()
     tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=model.context_length)
     return LoadedClip(model, tokenizer, _square_size(model.visual.image_size),
-                      tuple(OPENAI_DATASET_MEAN), tuple(OPENAI_DATASET_STD), description)
+                      tuple(OPENAI_DATASET_MEAN), tuple(OPENAI_DATASET_STD),
+                      f'{architecture_name(model)} (OpenAI-format weights from {path})')
 
 
 def _from_open_clip(model_name: str, pretrained: Optional[str], description: str) -> LoadedClip:
@@ -132,19 +159,20 @@ def load_clip(model_name: str = 'ViT-B-32', pretrained: Optional[str] = 'openai'
         except Exception as error:  # open_clip/hf_hub raise many types when offline
             raise ClipWeightsError(
                 f"could not load CLIP weights '{pretrained}' for model '{model_name}': looked in "
-                f'{_hub_locations(model_name, pretrained)}. Cause: {type(error).__name__}: {error}.') from error
+                f'{_hub_locations(model_name, pretrained)}. Cause: {type(error).__name__}: {error}.',
+                model_name) from error
     if not path.is_file():
         raise ClipWeightsError(
             f"CLIP weights '{pretrained}' for model '{model_name}' not found: it is neither a local file "
             f"nor an open_clip tag of this model (tags: {', '.join(tags) or 'none'}); a file is an OpenAI .pt "
-            'archive or state dict, or an open_clip checkpoint.')
+            'archive or state dict, or an open_clip checkpoint.', model_name)
     try:
         state_dict = _openai_state_dict(path)
         if state_dict is not None:
-            return _from_openai_state_dict(state_dict, f'OpenAI-format CLIP from {path}')
+            return _from_openai_state_dict(state_dict, path)
         return _from_open_clip(model_name, str(path), f'{model_name} from {path}')
     except ClipWeightsError:
         raise
     except Exception as error:
         raise ClipWeightsError(f"could not load CLIP weights from {path} for model '{model_name}': "
-                               f'{type(error).__name__}: {error}') from error
+                               f'{type(error).__name__}: {error}', model_name) from error

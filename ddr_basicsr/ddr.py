@@ -90,7 +90,8 @@ class DDR(nn.Module):
             file written by ``ddr-tune-prompts`` (learned context vectors, :mod:`ddr_basicsr.prompt_learning`):
             then ``degradations`` are names among the file's (None: all of them) and the CLIP must be the one
             the prompts were tuned on.
-        adaptation: align the text direction's statistics to the image feature (Eq. 4).
+        adaptation: align the text direction's statistics to the image feature (Eq. 4). Off, only the cosine
+            distance is allowed (Table 8's "w/o adaptation"): l1/l2 would measure |T_d|, the same for every image.
         distance: 'cosine' (paper), 'l1' or 'l2'.
         device: where CLIP runs; None picks CUDA when available.
         precision: 'fp32' (default), 'bf16' / 'fp16' autocast of the image encoder, or 'auto': bf16 on a
@@ -115,6 +116,12 @@ class DDR(nn.Module):
             raise ValueError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
         if domain not in DOMAINS:
             raise ValueError(f"unknown domain '{domain}'; choose 'feature' (Eq. 3-5) or 'pixel' (Eq. 2)")
+        if domain == 'feature' and not adaptation and distance != 'cosine':
+            raise ValueError(f'adaptation off (--no-adaptation) with the {distance} distance scores every image the '
+                             f'same: without Eq. 4 the degraded feature is F + T_d, so |F_d - F| = |T_d| whatever '
+                             'the image (a constant score, a zero loss gradient). Use the cosine distance with '
+                             'adaptation off (--distance cosine; Table 8\'s "w/o adaptation" row), or keep adaptation '
+                             'on to compare distances')
         self.distance = distance
         self.precision = precision
         self.domain = domain

@@ -158,6 +158,14 @@ class LearnedPrompts:
         digest.update(self.context.float().contiguous().numpy().tobytes())
         return digest.hexdigest()[:16]
 
+    @property
+    def opinion_aware_label(self) -> str:
+        """How reports name these prompts: trained on subjective scores, so opinion-aware (not Table 3's kind)."""
+        training = self.training
+        images = f", {training['train_images']} training images" if 'train_images' in training else ''
+        return (f"opinion-aware: prompts tuned on the {training.get('subjective_score', 'subjective scores')} of "
+                f"{training.get('dataset', 'an unrecorded dataset')}{images} ({os.path.basename(self.path)})")
+
     def select(self, degradations: Optional[Union[str, Sequence]]) -> Dict[str, PromptPair]:
         """The prompts of ``degradations`` (names, a comma-separated string, or None for all of them)."""
         if degradations is None:

@@ -38,7 +38,13 @@ from ddr_basicsr.ddr import DDR, feature_responses, text_directions
 from ddr_basicsr.image_io import to_float
 from ddr_basicsr.iqa.evaluation import correlations, format_number, srcc
 from ddr_basicsr.iqa.scoring import DECODE_CHUNK, ImageFiles, stack_by_size
-from ddr_basicsr.prompt_learning import PromptLearner, backbone_fingerprint, describe_backbone, save_prompt_file
+from ddr_basicsr.prompt_learning import (
+    PromptLearner,
+    backbone_fingerprint,
+    describe_backbone,
+    load_prompt_file,
+    save_prompt_file,
+)
 
 OBJECTIVE = 'pairwise logistic ranking loss on batch-standardised scores (RankNet)'
 PROMPT_FILE_NAME = 'prompts.pt'
@@ -305,21 +311,26 @@ def compare_prompts(ddr: DDR, learner: PromptLearner, features: PatchFeatures, n
     return CrossDatasetRow(name, features.count, correlations(hand, targets, 1), correlations(tuned, targets, 1))
 
 
-def format_cross_dataset(rows: Sequence[CrossDatasetRow], header: Sequence[str]) -> Tuple[str, str]:
-    """(Markdown, CSV) of the cross-dataset table: hand-written DDR beside the tuned prompts."""
+def format_cross_dataset(rows: Sequence[CrossDatasetRow], header: Sequence[str],
+                         tuned_label: str) -> Tuple[str, str]:
+    """(Markdown, CSV) of the cross-dataset table: hand-written DDR (opinion-unaware) beside the tuned prompts
+    (opinion-aware, ``tuned_label`` names their training set)."""
     lines = ['# Learnable degradation prompts: cross-dataset evaluation', '', *header, '',
-             '| dataset | images | SRCC hand-written | SRCC tuned | PLCC hand-written | PLCC tuned |',
+             f'Tuned columns: {tuned_label}. Trained on subjective scores, they do not belong in the paper\'s '
+             'opinion-unaware Table 3 comparison; the hand-written columns do.', '',
+             '| dataset | images | SRCC hand-written (opinion-unaware) | SRCC tuned (opinion-aware) | '
+             'PLCC hand-written (opinion-unaware) | PLCC tuned (opinion-aware) |',
              '|---|---|---|---|---|---|']
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator='\n')
     writer.writerow(['dataset', 'images', 'srcc_hand_written', 'srcc_tuned', 'plcc_hand_written', 'plcc_tuned',
-                     'krcc_hand_written', 'krcc_tuned'])
+                     'krcc_hand_written', 'krcc_tuned', 'tuned_prompts'])
     for row in rows:
         cells = [format_number(row.hand_written['srcc']), format_number(row.tuned['srcc']),
                  format_number(row.hand_written['plcc']), format_number(row.tuned['plcc'])]
         lines.append(f'| {row.dataset} | {row.images} | ' + ' | '.join(cells) + ' |')
         writer.writerow([row.dataset, row.images, *cells, format_number(row.hand_written['krcc']),
-                         format_number(row.tuned['krcc'])])
+                         format_number(row.tuned['krcc']), tuned_label])
     lines += ['', 'Correlations with the subjective scores, directions handled (positive = agrees with people); '
               'PLCC without nonlinear regression.']
     return '\n'.join(lines) + '\n', buffer.getvalue()
@@ -375,7 +386,7 @@ def run_protocol(ddr: DDR, train_dataset: IQADataset, eval_datasets: Sequence[IQ
     header = [f'Prompts tuned on {train_dataset.name} ({len(train_images)} training images, best epoch {best.epoch}) '
               f'with {OBJECTIVE}; context: {settings.context}; degradations: {", ".join(ddr.prompts)}; '
               f'CLIP: {ddr.clip_description}. Prompt file: {prompt_file}.']
-    markdown, table = format_cross_dataset(rows, header)
+    markdown, table = format_cross_dataset(rows, header, load_prompt_file(prompt_file).opinion_aware_label)
     write_text_atomically(os.path.join(output_dir, 'cross_dataset.md'), markdown)
     write_text_atomically(os.path.join(output_dir, 'cross_dataset.csv'), table)
     return TuningOutcome(prompt_file, history, rows, markdown)

@@ -35,7 +35,7 @@ def test_ddr_loss_reductions_and_options(tiny_clip_path):
     total = build_loss({'type': 'DDRLoss', 'pretrained': tiny_clip_path, 'reduction': 'sum'})(images)
     assert per_image.shape == (3,) and total.item() == pytest.approx(per_image.sum().item(), rel=1e-6)
     custom = build_loss({'type': 'DDRLoss', 'pretrained': tiny_clip_path, 'degradations': ['haze'],
-                         'prompts': {'haze': ['hazy', 'clear']}, 'adaptation': False, 'distance': 'l1'})
+                         'prompts': {'haze': ['hazy', 'clear']}, 'adaptation': False})
     assert custom.ddr.degradation_names == ('haze',) and torch.isfinite(custom(images))
     with pytest.raises(ValueError, match="unknown reduction 'max'"):
         build_loss({'type': 'DDRLoss', 'pretrained': tiny_clip_path, 'reduction': 'max'})

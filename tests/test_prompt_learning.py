@@ -10,7 +10,8 @@ import torch
 
 from ddr_basicsr.data.iqa_datasets import IQADataset
 from ddr_basicsr.ddr import DDR, text_directions
-from ddr_basicsr.iqa.evaluation import metric_settings
+from ddr_basicsr.iqa.descriptor import descriptor_report
+from ddr_basicsr.iqa.evaluation import evaluate, metric_settings, write_reports
 from ddr_basicsr.iqa.scoring import load_prompts
 from ddr_basicsr.losses.ddr_loss import DDRLoss
 from ddr_basicsr.prompt_learning import PromptFileError, PromptLearner, load_prompt_file
@@ -18,6 +19,7 @@ from ddr_basicsr.prompt_tuning import TuningSettings, ranking_loss, run_protocol
 from ddr_basicsr.prompts import BIQA_DEGRADATIONS, RESTORATION_DEGRADATIONS, resolve_prompts
 from ddr_basicsr.score import main as score_main
 from ddr_basicsr.tune_prompts import main as tune_main
+from test_iqa_datasets import WRITERS
 
 IMAGES = torch.rand(2, 3, 40, 56, generator=torch.Generator().manual_seed(0))
 
@@ -90,7 +92,12 @@ def test_tuning_raises_training_srcc_and_leaves_clip_alone(ddr, tuned):
     assert (folder / 'tune_prompts.log').read_text().count('epoch') >= 3
     rows = list(csv.DictReader(io.StringIO((folder / 'tuning_history.csv').read_text())))
     assert [row['epoch'] for row in rows] == ['0', '1', '2']
-    assert '| synthblur | 24 |' in (folder / 'cross_dataset.md').read_text()
+    cross_dataset = (folder / 'cross_dataset.md').read_text()
+    assert '| synthblur | 24 |' in cross_dataset and '| SRCC tuned (opinion-aware) |' in cross_dataset
+    assert 'Tuned columns: opinion-aware: prompts tuned on the MOS of synthblur, 18 training images (prompts.pt)' \
+        in cross_dataset
+    table = list(csv.DictReader(io.StringIO((folder / 'cross_dataset.csv').read_text())))
+    assert table[0]['tuned_prompts'].startswith('opinion-aware: prompts tuned on the MOS of synthblur')
 
 
 def test_prompt_file_round_trips_into_ddr_and_the_loss(ddr, tuned, tuned_ddr, tiny_clip_path):
@@ -173,6 +180,27 @@ def test_ddr_tune_prompts_command_on_a_dataset_in_its_official_layout(tuned, tin
     learned = load_prompt_file(output / 'prompts.pt')
     assert learned.training['dataset'] == 'tid2013' and learned.training['epochs_run'] == 1
     assert list(learned.prompts) == list(BIQA_DEGRADATIONS)
+
+
+def test_reports_keep_tuned_prompts_apart_from_table3(tuned_ddr, ddr, tuned, tmp_path):
+    WRITERS['livec'](str(tmp_path / 'livec'), (32, 40))
+    label = 'opinion-aware: prompts tuned on the MOS of synthblur, 18 training images (prompts.pt)'
+    rows, _, settings = evaluate([('livec', str(tmp_path / 'livec'))], str(tmp_path / 'biqa'), ['ddr'],
+                                 lambda: tuned_ddr, workers=0)
+    assert rows[0]['opinion_aware'] == label and rows[0]['paper_srcc'] is None
+    markdown = write_reports(str(tmp_path / 'biqa'), rows, settings)
+    table3, aware = markdown.split('## Opinion-aware: DDR with tuned prompts, apart from the opinion-unaware Table 3')
+    assert 'DDR SRCC' not in table3 and '0.6613' not in markdown  # no paper figure beside a tuned DDR
+    assert 'No opinion-unaware metric was run.' in table3
+    assert aware.startswith(f'\n\n{label}. Trained on subjective scores') and '| livec | 3/3 |' in aware
+    biqa_csv = list(csv.DictReader(io.StringIO((tmp_path / 'biqa' / 'biqa_results.csv').read_text())))
+    assert biqa_csv[0]['opinion_aware'] == label and biqa_csv[0]['paper_srcc'] == ''
+    plain, _, plain_settings = evaluate([('livec', str(tmp_path / 'livec'))], str(tmp_path / 'plain'), ['ddr'],
+                                        lambda: ddr, workers=0)
+    assert '| DDR SRCC | DDR SRCC (paper) |' in write_reports(str(tmp_path / 'plain'), plain, plain_settings)
+    images = dict(list(tuned[3].items)[:3])
+    descriptor, _ = descriptor_report(tuned_ddr, images, str(tmp_path / 'descriptor'), top_k=1, workers=0)
+    assert f'- prompts: {label}' in descriptor
 
 
 def test_evaluation_cache_key_and_command_line_errors(ddr, tuned_ddr, capsys):

@@ -217,16 +217,15 @@ def _script_parser(name):
 
 def test_no_adaptation_and_distance_reach_ddr_and_are_recorded(tiny_clip_path, tiny_ddr, image_folder, tmp_path):
     output = tmp_path / 'scores.csv'
-    assert main([str(image_folder / 'img0.png'), '-o', str(output), '--no-adaptation', '--distance', 'l1',
+    assert main([str(image_folder / 'img0.png'), '-o', str(output), '--no-adaptation',
                  '--pretrained', tiny_clip_path, '--device', 'cpu', '--workers', '0', '--no-progress']) == 0
     row = _read_csv(output.read_text())[0]
-    ablation = DDR(pretrained=tiny_clip_path, degradations=BIQA_DEGRADATIONS, device='cpu', adaptation=False,
-                   distance='l1')
+    ablation = DDR(pretrained=tiny_clip_path, degradations=BIQA_DEGRADATIONS, device='cpu', adaptation=False)
     image = read_image(row['path'])[None]
     assert float(row['ddr']) == pytest.approx(float(ablation.quality(image)), abs=1e-6)
     assert abs(float(row['ddr']) - float(tiny_ddr.quality(image))) > 1e-3  # not the paper's cosine with Eq. 4
     settings = json.loads((tmp_path / 'scores.csv.settings.json').read_text())
-    assert settings['adaptation'] is False and settings['distance'] == 'l1'
+    assert settings['adaptation'] is False and settings['distance'] == 'cosine'
     eval_args = _script_parser('eval_biqa').parse_args(['--dataset', 'csiq=x', '--output-dir', 'o', '--no-adaptation',
                                                         '--distance', 'l2'])
     assert eval_args.adaptation is False and eval_args.distance == 'l2'

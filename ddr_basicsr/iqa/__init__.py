@@ -2,11 +2,11 @@
 import importlib
 
 _MODULES = {
-    'evaluation': ['METRIC_HIGHER_BETTER', 'NIQE_BLOCK', 'PAPER_TABLE3', 'CacheError', 'Failure', 'ScoreCache',
-                   'correlations', 'dataset_options', 'direction_sign', 'evaluate', 'format_number',
+    'evaluation': ['METRIC_HIGHER_BETTER', 'NIQE_BLOCK', 'NIQE_SOURCE', 'PAPER_TABLE3', 'CacheError', 'Failure',
+                   'ScoreCache', 'correlations', 'dataset_options', 'direction_sign', 'evaluate', 'format_number',
                    'format_results_csv', 'format_results_markdown', 'format_scores_csv', 'metric_settings',
-                   'niqe_of_file', 'niqe_size_problem', 'record_outcomes', 'relative_name', 'result_row', 'run_ddr',
-                   'run_niqe', 'settings_hash', 'srcc', 'too_small_message', 'write_reports'],
+                   'niqe_of_file', 'niqe_score', 'niqe_size_problem', 'record_outcomes', 'relative_name', 'result_row',
+                   'run_ddr', 'run_niqe', 'settings_hash', 'srcc', 'too_small_message', 'write_reports'],
     'descriptor': ['ATTRIBUTES', 'PAPER_TABLE2', 'colorfulness', 'cpbd_sharpness', 'dataset_quality',
                    'descriptor_report', 'format_descriptor_scores_csv', 'format_table_csv', 'format_table_markdown',
                    'gather_quality', 'image_attributes', 'montage_figure', 'montage_selection', 'read_mos_csv',

@@ -280,6 +280,7 @@ def descriptor_report(ddr: DDR, images: Mapping[str, Optional[float]], output_di
     if not records:
         raise ValueError('no image could be scored: ' + '; '.join(failures))
     settings = {'DDR model': ddr.clip_description, 'degradations': ', '.join(names),
+                'prompts': ddr.learned_prompts.opinion_aware_label if ddr.learned_prompts else 'hand-written',
                 'images scored': f'{len(records)}/{len(images)}',
                 'images with quality': sum(record['quality'] is not None for record in records),
                 'source': source}

@@ -1,4 +1,4 @@
-"""Opinion-unaware blind-IQA evaluation of the paper's Table 3: DDR and BasicSR's NIQE, SRCC/PLCC/KRCC.
+"""Opinion-unaware blind-IQA evaluation of the paper's Table 3: DDR and NIQE (:func:`niqe_score`), SRCC/PLCC/KRCC.
 
 Every distorted image of each dataset (:mod:`ddr_basicsr.data.iqa_datasets`) is scored by each metric; the
 correlations with the subjective scores are taken over the whole set. Directions are handled: a
@@ -38,12 +38,11 @@ from ddr_basicsr.image_io import decode_image, resize_short_side, to_tensor
 from ddr_basicsr.iqa.scoring import ddr_settings, iter_quality_scores
 from ddr_basicsr.worker_pools import worker_executor
 
-__all__ = ['METRIC_HIGHER_BETTER', 'NIQE_BLOCK', 'PAPER_TABLE3', 'CacheError', 'Failure', 'ScoreCache', 'correlations',
-           'dataset_options', 'direction_sign', 'evaluate', 'format_number', 'format_results_csv',
-           'format_results_markdown', 'format_scores_csv', 'metric_settings', 'niqe_of_file', 'niqe_size_problem',
-           'record_outcomes',
-           'relative_name', 'result_row', 'run_ddr', 'run_niqe', 'settings_hash', 'srcc', 'too_small_message',
-           'write_reports']
+__all__ = ['METRIC_HIGHER_BETTER', 'NIQE_BLOCK', 'NIQE_SOURCE', 'PAPER_TABLE3', 'CacheError', 'Failure', 'ScoreCache',
+           'correlations', 'dataset_options', 'direction_sign', 'evaluate', 'format_number', 'format_results_csv',
+           'format_results_markdown', 'format_scores_csv', 'metric_settings', 'niqe_of_file', 'niqe_score',
+           'niqe_size_problem', 'record_outcomes', 'relative_name', 'result_row', 'run_ddr', 'run_niqe',
+           'settings_hash', 'srcc', 'too_small_message', 'write_reports']
 
 #: Table 3 of the paper: SRCC of NIQE and of DDR ("Ours") on each dataset.
 PAPER_TABLE3 = {
@@ -205,6 +204,8 @@ def run_ddr(ddr: DDR, dataset: IQADataset, cache: ScoreCache, short_side: Option
     return record_outcomes(dataset, cache, 'ddr', outcomes, batch_size)
 
 
+#: What computes NIQE in every report (:func:`niqe_score`).
+NIQE_SOURCE = 'ddr_basicsr.iqa.evaluation.niqe_score (BasicSR calculate_niqe, Y channel, crop_border 0)'
 #: NIQE (BasicSR's) fits its model to 96x96 blocks and needs at least two of them.
 NIQE_BLOCK = 96
 
@@ -222,25 +223,30 @@ def niqe_size_problem(height: int, width: int) -> str:
                              f'at least two {NIQE_BLOCK}x{NIQE_BLOCK} blocks, e.g. {2 * NIQE_BLOCK}x{NIQE_BLOCK} px')
 
 
-def niqe_of_file(task: Tuple[str, Optional[int]]) -> Tuple[str, Optional[float], str]:
-    """BasicSR's NIQE (Y channel, no border crop) of one file, preprocessed like the DDR input;
-    (path, score, '') or (path, None, why it failed)."""
+def niqe_score(rgb: np.ndarray) -> float:
+    """The project's one NIQE (lower = better) of a (3, H, W) RGB image in [0, 255] (uint8 or float): BasicSR's
+    ``calculate_niqe`` on the BT.601 Y channel, no border crop, with its bundled pristine model (within 4 % of the
+    original release on the calibration images; README, "NIQE"). ValueError for an image it cannot score."""
     from basicsr.metrics.niqe import calculate_niqe
+    problem = niqe_size_problem(*rgb.shape[1:])
+    if problem:
+        raise ValueError(problem)
+    try:
+        value = calculate_niqe(rgb[::-1].transpose(1, 2, 0), crop_border=0, input_order='HWC', convert_to='y')
+    except Exception as error:  # NIQE's model fit fails in several ways on flat images; the image is reported
+        raise ValueError(f'NIQE failed ({type(error).__name__}: {error}); a flat image?') from error
+    return float(value)
+
+
+def niqe_of_file(task: Tuple[str, Optional[int]]) -> Tuple[str, Optional[float], str]:
+    """:func:`niqe_score` of one file, preprocessed like the DDR input; (path, score, '') or (path, None, why it
+    failed)."""
     path, short_side = task
     try:
         image = resize_short_side(to_tensor(decode_image(path)), short_side).numpy()
+        return path, niqe_score(image if image.dtype == np.uint8 else image * 255.0), ''
     except (OSError, ValueError) as error:
         return path, None, str(error)
-    problem = niqe_size_problem(*image.shape[1:])
-    if problem:
-        return path, None, problem
-    if image.dtype != np.uint8:
-        image = image * 255.0
-    try:
-        value = calculate_niqe(image[::-1].transpose(1, 2, 0), crop_border=0, input_order='HWC', convert_to='y')
-    except Exception as error:  # NIQE's model fit fails in several ways on flat images; the image is reported
-        return path, None, f'NIQE failed ({type(error).__name__}: {error}); a flat image?'
-    return path, float(value), ''
 
 
 def run_niqe(dataset: IQADataset, cache: ScoreCache, short_side: Optional[int], workers: int,
@@ -305,7 +311,7 @@ def format_results_csv(rows: Sequence[dict]) -> str:
     """``biqa_results.csv``: one row per (dataset, metric)."""
     buffer = io.StringIO()
     fields = ['dataset', 'metric', 'images', 'scored', 'srcc', 'plcc', 'krcc', 'paper_srcc', 'subjective_score',
-              'options']
+              'options', 'opinion_aware']
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator='\n')
     writer.writeheader()
     for row in rows:
@@ -314,9 +320,15 @@ def format_results_csv(rows: Sequence[dict]) -> str:
 
 
 def format_results_markdown(rows: Sequence[dict], metrics: Sequence[str], settings: Mapping[str, object]) -> str:
-    """``biqa_results.md``: one table row per dataset, the metrics side by side, next to the paper's Table 3."""
+    """``biqa_results.md``: one table row per dataset, the metrics side by side, next to the paper's Table 3; rows
+    of a DDR with tuned prompts (opinion-aware) in a table of their own, without the paper's figures."""
+    aware = [row for row in rows if row.get('opinion_aware')]
+    metrics = [metric for metric in metrics if any(row['metric'] == metric and not row.get('opinion_aware')
+                                                   for row in rows)]
     by_dataset: Dict[str, Dict[str, dict]] = {}
     for row in rows:
+        if row.get('opinion_aware'):
+            continue
         by_dataset.setdefault(row['dataset'], {})[row['metric']] = row
     header = ['Dataset', 'Images']
     for metric in metrics:
@@ -324,8 +336,9 @@ def format_results_markdown(rows: Sequence[dict], metrics: Sequence[str], settin
         header += [f'{label} SRCC', f'{label} SRCC (paper)', f'{label} PLCC', f'{label} KRCC']
     lines = ['# Opinion-unaware blind IQA (paper Table 3)', '',
              'Correlations with the subjective scores over every distorted image, score directions handled '
-             '(positive = agrees with people); PLCC without nonlinear regression.', '',
-             '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+             '(positive = agrees with people); PLCC without nonlinear regression.', '']
+    lines += ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)] if by_dataset else \
+        ['No opinion-unaware metric was run.']
     for dataset, entries in by_dataset.items():
         first = next(iter(entries.values()))
         cells = [dataset, f"{min(entry['scored'] for entry in entries.values())}/{first['images']}"]
@@ -333,9 +346,16 @@ def format_results_markdown(rows: Sequence[dict], metrics: Sequence[str], settin
             entry = entries.get(metric, {})
             cells += [format_number(entry.get(key)) for key in ('srcc', 'paper_srcc', 'plcc', 'krcc')]
         lines.append('| ' + ' | '.join(cells) + ' |')
+    if aware:
+        lines += ['', '## Opinion-aware: DDR with tuned prompts, apart from the opinion-unaware Table 3', '',
+                  f"{aware[0]['opinion_aware']}. Trained on subjective scores, so not comparable with Table 3's "
+                  'opinion-unaware methods; no paper figure beside it.', '',
+                  '| Dataset | Images | DDR SRCC | DDR PLCC | DDR KRCC |', '|---|---|---|---|---|']
+        lines += [f"| {row['dataset']} | {row['scored']}/{row['images']} | "
+                  + ' | '.join(format_number(row[key]) for key in ('srcc', 'plcc', 'krcc')) + ' |' for row in aware]
     lines += ['', '## Settings', '']
     lines += [f'- {key}: {value}' for key, value in settings.items()]
-    for dataset, entries in by_dataset.items():
+    for dataset, entries in {row['dataset']: {row['metric']: row} for row in rows}.items():
         first = next(iter(entries.values()))
         lines.append(f"- {dataset}: subjective score {first['subjective_score']}; {first['options']}")
     return '\n'.join(lines) + '\n'
@@ -431,7 +451,9 @@ def evaluate(datasets: Sequence[Tuple[str, str]], output_dir: str, metrics: Sequ
         settings.update({'DDR model': ddr.clip_description, 'DDR degradations': ', '.join(ddr.degradation_names),
                          'DDR precision': ddr.precision, 'DDR adaptation (Eq. 4)': 'on' if ddr.adaptation else 'off',
                          'DDR distance': ddr.distance, 'device': str(ddr.device)})
-    settings['NIQE'] = 'basicsr.metrics.calculate_niqe (Y channel, crop_border 0)'
+        if ddr.learned_prompts is not None:
+            settings['DDR prompts'] = ddr.learned_prompts.opinion_aware_label
+    settings['NIQE'] = NIQE_SOURCE
     rows, failures = [], []
     for name, root in datasets:
         options, short_side = dataset_options(name, koniq_resolution, koniq_score, live_dmos, spaq_short_side,
@@ -446,6 +468,9 @@ def evaluate(datasets: Sequence[Tuple[str, str]], output_dir: str, metrics: Sequ
                 failures += run_ddr(ddr, dataset, cache, short_side, batch_size, workers)
             else:
                 failures += run_niqe(dataset, cache, short_side, niqe_workers)
-            rows.append(result_row(dataset, metric, cache, options, short_side))
+            row = result_row(dataset, metric, cache, options, short_side)
+            if metric == 'ddr' and ddr.learned_prompts is not None:
+                row.update(paper_srcc=None, opinion_aware=ddr.learned_prompts.opinion_aware_label)
+            rows.append(row)
         write_text_atomically(os.path.join(output_dir, f'scores_{name}.csv'), format_scores_csv(dataset, caches))
     return rows, failures, settings

@@ -9,6 +9,7 @@ Option file::
           better: higher                 # BasicSR's default; DDR grows with quality
           degradations: [color, noise, blur, exposure]   # default: the paper's BIQA set
           # model: ViT-B-32, pretrained: openai, prompts: {name: [degraded, clean]}, device: cuda, precision: fp32
+          # adaptation: false                            # Eq. 4 off (Table 8's ablation; cosine distance only)
           # prompts: tuned.pt                            # a prompt file of ddr-tune-prompts
 
 ``calculate_ddr`` follows ``calculate_psnr``'s convention: ``img`` is what ``tensor2img`` gives
@@ -41,19 +42,20 @@ def _freeze(value):
 def get_ddr(model: str = 'ViT-B-32', pretrained: Optional[str] = 'openai',
             degradations: Optional[Union[str, Sequence]] = BIQA_DEGRADATIONS,
             prompts: Optional[PromptsArgument] = None, device: Optional[str] = None,
-            precision: str = 'fp32') -> DDR:
+            precision: str = 'fp32', adaptation: bool = True, distance: str = 'cosine') -> DDR:
     """The DDR model for these options, built on first use and then reused (one CLIP per process)."""
     if device is None:
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    key = _freeze((model, pretrained, degradations, prompts, str(torch.device(device)), precision))
+    key = _freeze((model, pretrained, degradations, prompts, str(torch.device(device)), precision, adaptation,
+                   distance))
     if key not in _DDR_MODELS:
         _DDR_MODELS[key] = DDR(model=model, pretrained=pretrained, degradations=degradations, prompts=prompts,
-                               device=device, precision=precision)
+                               device=device, precision=precision, adaptation=adaptation, distance=distance)
     return _DDR_MODELS[key]
 
 
 def _ddr_options(kwargs: Mapping) -> dict:
-    names = ('model', 'pretrained', 'degradations', 'prompts', 'device', 'precision')
+    names = ('model', 'pretrained', 'degradations', 'prompts', 'device', 'precision', 'adaptation', 'distance')
     return {name: kwargs[name] for name in names if name in kwargs}
 
 
@@ -73,7 +75,7 @@ def calculate_ddr(img: np.ndarray, img2: Optional[np.ndarray] = None, input_orde
         img2: ignored (DDR needs no reference); accepted so paired validation sets work.
         input_order: 'HWC' or 'CHW'.
         kwargs: DDR options from the metric's option block (model, pretrained, degradations, prompts,
-            device, precision); BasicSR's own keys such as ``better`` are ignored.
+            device, precision, adaptation, distance); BasicSR's own keys such as ``better`` are ignored.
     """
     if input_order not in ('HWC', 'CHW'):
         raise ValueError(f"Wrong input_order {input_order}. Supported input_orders are 'HWC' and 'CHW'")

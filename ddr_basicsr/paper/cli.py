@@ -83,10 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     add('fig2', 'Fig. 2: DDR distributions at low/optimal/high blur and adaptive, LIVE in the Wild', clip, sweep)
     table2 = add('table2', 'Table 2: SRCC of DDR_d with complexity, colorfulness, sharpness, quality (CSIQ)', clip)
     table2.add_argument('--icnet-weights', default=None, help='IC9600 ICNet ck.pth (default: the torch hub cache)')
-    table3 = add('table3', 'Table 3: DDR and pyiqa baselines (NIQE, IL-NIQE, PIQE), others quoted', clip)
+    table3 = add('table3', 'Table 3: DDR and the NIQE, IL-NIQE (pyiqa), PIQE (pyiqa) baselines, others quoted', clip)
     table3.add_argument('--datasets', type=name_list, default=None, help='comma-separated (default: those found)')
     table3.add_argument('--baselines', type=name_list, default=None,
-                        help='pyiqa baselines among niqe,ilniqe,piqe (default: all; "none": DDR only)')
+                        help='baselines among niqe,ilniqe,piqe (default: all; "none": DDR only)')
     table8 = add('table8', 'Table 8: the 13 blind-IQA ablation rows on CSIQ, TID2013, LIVE in the Wild, KonIQ', clip)
     table8.add_argument('--rows', type=row_list, default=None, help='comma-separated row numbers (default: all 13)')
     table8.add_argument('--backbone-weights', action='append', type=name_value, default=[], metavar='MODEL=FILE',
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace):
         'fig2': lambda: fig2.fig2(roots, args.output_dir, model, **sweep),
         'table2': lambda: table2.table2(roots, args.output_dir, model, args.icnet_weights),
         'table3': lambda: table3.table3(roots, args.output_dir, model, args.datasets,
-                                        table3.PYIQA_BASELINES if args.baselines is None else args.baselines),
+                                        table3.BASELINES if args.baselines is None else args.baselines),
         'table8': lambda: table8.table8(roots, args.output_dir, model, dict(args.backbone_weights), args.rows),
         'fig7': lambda: fig7.fig7(roots, args.output_dir, model, args.dataset, args.vgg_weights),
         'tables4-6': lambda: tables4_6.tables4_6(args.results_root),

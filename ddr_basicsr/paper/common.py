@@ -149,6 +149,20 @@ class Report:
         return markdown
 
 
+def trunk_weights_error(arch: str, option: str, weights_path: Optional[str],
+                        error: FileNotFoundError) -> FileNotFoundError:
+    """The missing-weights error of a torchvision trunk (LPIPS, VGG19) with the fix spelled as the command-line
+    ``option`` (the loss modules' own message names their option-file key)."""
+    from ddr_basicsr.losses.vgg_features import expected_cache_file
+    cache = expected_cache_file(arch)
+    if weights_path:
+        return FileNotFoundError(f'{option} {weights_path}: no such file; it must be a torchvision {arch} state '
+                                 f'dict such as {cache.name}')
+    return FileNotFoundError(f'the torchvision {arch} ImageNet weights are not at {cache} and could not be '
+                             f'downloaded ({error.__cause__ or error}); put {cache.name} there (or set TORCH_HOME), or '
+                             f'pass {option} /path/to/{cache.name}')
+
+
 def save_figure(figure, path: str) -> str:
     """Save a matplotlib ``Figure`` as PNG at ``path`` (whole or not at all); returns ``path``."""
     with atomic_path(path) as temporary:
@@ -165,11 +179,19 @@ class ModelChoice:
     precision: str = 'fp32'
     batch_size: int = 32
     workers: int = 4
+    loaded: Optional[str] = field(default=None, init=False)
 
     def ddr(self, **options) -> DDR:
         """DDR on this CLIP with ``options`` (degradations, adaptation, domain, pixel_levels, model, pretrained)."""
         settings = {'model': self.model, 'pretrained': self.pretrained, **options}
-        return DDR(device=self.device, precision=self.precision, **settings)
+        ddr = DDR(device=self.device, precision=self.precision, **settings)
+        self.loaded = ddr.clip_description
+        return ddr
+
+    @property
+    def clip_label(self) -> str:
+        """The CLIP the last :meth:`ddr` loaded, by its architecture (a local file may not be ``model``)."""
+        return self.loaded or f'{self.model} ({self.pretrained})'
 
 
 def ddr_settings(ddr: DDR, dataset: str, choices: Mapping[str, object]) -> Dict[str, object]:

@@ -11,7 +11,7 @@ from typing import Mapping, Optional, Sequence
 import torch
 
 from ddr_basicsr.image_io import read_image
-from ddr_basicsr.paper.common import Report, open_dataset, save_figure
+from ddr_basicsr.paper.common import Report, open_dataset, save_figure, trunk_weights_error
 from ddr_basicsr.paper.numbers import FIGURE_CLAIMS
 from ddr_basicsr.pixel_degradations import gaussian_blur
 
@@ -22,8 +22,11 @@ FIG1_SIGMA = 2.0
 def lpips_change(paths: Sequence[str], sigma: float, net: str = 'alex', pretrained: bool = True,
                  weights_path: Optional[str] = None) -> list:
     """[(image, blurred image, LPIPS(image, blurred))] of each file, images as (H, W, 3) arrays in [0, 1]."""
-    from ddr_basicsr.losses.lpips_loss import LPIPSLoss
-    lpips = LPIPSLoss(net=net, pretrained=pretrained, weights_path=weights_path)
+    from ddr_basicsr.losses.lpips_loss import LPIPS_TRUNKS, LPIPSLoss
+    try:
+        lpips = LPIPSLoss(net=net, pretrained=pretrained, weights_path=weights_path)
+    except FileNotFoundError as error:
+        raise trunk_weights_error(LPIPS_TRUNKS[net], '--lpips-weights', weights_path, error) from error
     results = []
     with torch.no_grad():
         for path in paths:

@@ -21,7 +21,7 @@ TABLE1: Dict[str, float] = {'ILNIQE': 0.915, 'WaDIQaM': 0.938, 'BIECON': 0.956, 
 #: Table 3: SRCC of the opinion-unaware methods (column order of the paper; 'ddr' is "Ours").
 TABLE3_METHODS: Tuple[str, ...] = ('niqe', 'qac', 'piqe', 'lpsi', 'ilniqe', 'dipiq', 'snp-niqe', 'npqi', 'contentsep',
                                    'ddr')
-#: Table 3 methods we run (pyiqa implements the three baselines); the others are quoted from the paper.
+#: Table 3 methods we run (NIQE: evaluation.niqe_score; PIQE, IL-NIQE: pyiqa); the others are quoted from the paper.
 TABLE3_COMPUTED: Tuple[str, ...] = ('niqe', 'piqe', 'ilniqe', 'ddr')
 TABLE3_QUOTED: Tuple[str, ...] = tuple(method for method in TABLE3_METHODS if method not in TABLE3_COMPUTED)
 _TABLE3_ROWS = {

@@ -32,8 +32,8 @@ def table2(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
     ddr_cache, failures = common.score_ddr(ddr, csiq, short_side, choices, output_dir, 'table2', model)
     icnet_source = ('random weights (tests only)' if random_icnet_for_tests
                     else str(icnet_weights or default_icnet_path()))
-    settings = {'dataset': 'csiq', 'loader': dict(choices), 'icnet': icnet_source, 'cpbd': 'reference (Sobel)',
-                'colorfulness': 'Hasler-Susstrunk'}
+    settings = {'dataset': 'csiq', 'loader': dict(choices), 'icnet': icnet_source,
+                'cpbd': 'python-cpbd (Canny blocks, Sobel widths)', 'colorfulness': 'Hasler-Susstrunk'}
 
     def characteristics(path: str) -> dict:
         image = read_image(path)
@@ -58,13 +58,14 @@ def table2(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
     protocol = {
         'dataset': f'CSIQ, {len(csiq.items)} distorted images',
         **{f'CSIQ {key}': value for key, value in choices.items()},
-        'DDR': f'text-driven, Table 7 prompts {", ".join(TABLE7_WORDS)}, adaptation on, cosine; CLIP {model.model} '
-               f'({model.pretrained}), {model.precision}',
+        'DDR': f'text-driven, Table 7 prompts {", ".join(TABLE7_WORDS)}, adaptation on, cosine; CLIP '
+               f'{model.clip_label}, {model.precision}',
         'complexity': f'IC9600 ICNet score in [0, 1]; image resized to {icnet.input_size}x{icnet.input_size} '
                       f'(bilinear, antialiased), ImageNet normalisation; weights: {icnet_source}',
         'colorfulness': 'Hasler & Süsstrunk M on 0-255 RGB (ddr_basicsr.iqa.descriptor.colorfulness)',
-        'sharpness': 'CPBD as the reference MATLAB code via its Python port: Sobel vertical edges with Octave\'s '
-                     'threshold and thinning, Marziliano widths, 64-px blocks (ddr_basicsr.iqa.cpbd)',
+        'sharpness': 'CPBD as python-cpbd (the Python port of the reference MATLAB code) computes it: Canny edges '
+                     'pick the 64-px edge blocks, Sobel vertical edges with Octave\'s threshold and thinning the '
+                     'pixels whose Marziliano width is measured (ddr_basicsr.iqa.cpbd)',
         'quality': f'{csiq.score_label} x {common.quality_sign(csiq)} (higher = better)',
         'SRCC': 'Spearman over the images with both values',
     }

@@ -1,11 +1,12 @@
-"""Table 3: opinion-unaware blind IQA on eight datasets (SRCC): DDR and the pyiqa baselines in one run, the other
-methods quoted from the paper.
+"""Table 3: opinion-unaware blind IQA on eight datasets (SRCC): DDR and the NIQE, IL-NIQE and PIQE baselines in one
+run, the other methods quoted from the paper.
 
-NIQE, IL-NIQE and PIQE come from pyiqa (``pip install ddr-basicsr[iqa]``; pyiqa's licence is non-commercial),
-created with ``pyiqa.create_metric(name)`` and fed the same decoded, resized RGB image as DDR. NIQE and IL-NIQE
-need parameter files that pyiqa downloads on first use; offline, :class:`BaselineUnavailable` says which file to
-put where. QAC, LPSI, dipIQ, SNP-NIQE, NPQI and ContentSep are quoted from the paper and marked so. DDR is the
-blind-IQA DDR of Eq. 7 (D = {color, noise, blur, exposure}).
+NIQE is the project's one NIQE (:func:`ddr_basicsr.iqa.evaluation.niqe_score`, as ``eval_biqa.py``). IL-NIQE and
+PIQE come from pyiqa (``pip install ddr-basicsr[iqa]``; pyiqa's licence is non-commercial), created with
+``pyiqa.create_metric(name)``. All are fed the same decoded, resized RGB image as DDR. IL-NIQE needs a parameter
+file that pyiqa downloads on first use; offline, :class:`BaselineUnavailable` says which file to put where. QAC,
+LPSI, dipIQ, SNP-NIQE, NPQI and ContentSep are quoted from the paper and marked so. DDR is the blind-IQA DDR of
+Eq. 7 (D = {color, noise, blur, exposure}).
 """
 import os
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
@@ -13,15 +14,16 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 import torch
 
 from ddr_basicsr.image_io import read_image
-from ddr_basicsr.iqa.evaluation import srcc
+from ddr_basicsr.iqa.evaluation import NIQE_SOURCE, niqe_of_file, srcc
 from ddr_basicsr.paper import common
 from ddr_basicsr.paper.folders import DEFAULT_ROOTS
 from ddr_basicsr.paper.numbers import TABLE3, TABLE3_QUOTED
 from ddr_basicsr.prompts import BIQA_DEGRADATIONS
 
-#: pyiqa metric name of each Table 3 baseline we run, and the parameter file it downloads (None: needs none).
-PYIQA_BASELINES: Dict[str, Optional[str]] = {'niqe': 'niqe_modelparameters.mat', 'ilniqe': 'ILNIQE_templateModel.mat',
-                                             'piqe': None}
+#: pyiqa metric name of each Table 3 baseline pyiqa runs, and the parameter file it downloads (None: needs none).
+PYIQA_BASELINES: Dict[str, Optional[str]] = {'ilniqe': 'ILNIQE_templateModel.mat', 'piqe': None}
+#: Every baseline we run: NIQE (ours, shared with eval_biqa.py) and the pyiqa ones.
+BASELINES = ('niqe', *PYIQA_BASELINES)
 LABELS = {'niqe': 'NIQE', 'qac': 'QAC', 'piqe': 'PIQE', 'lpsi': 'LPSI', 'ilniqe': 'IL-NIQE', 'dipiq': 'dipIQ',
           'snp-niqe': 'SNP-NIQE', 'npqi': 'NPQI', 'contentsep': 'ContentSep', 'ddr': 'DDR'}
 INSTALL_HINT = 'pip install "ddr-basicsr[iqa]" (or pip install pyiqa; pyiqa\'s licence is non-commercial)'
@@ -51,6 +53,17 @@ def pyiqa_metric(name: str, device: Optional[str] = None):
                                   f'{where}') from error
 
 
+def niqe_measure(short_side: Optional[int]) -> Callable[[str], dict]:
+    """path -> {'score': NIQE} of the image decoded and resized as for DDR (``niqe_of_file``); failures raise
+    ValueError."""
+    def measure(path: str) -> dict:
+        _, value, error = niqe_of_file((path, short_side))
+        if error:
+            raise ValueError(error)
+        return {'score': value}
+    return measure
+
+
 def baseline_measure(metric, short_side: Optional[int]) -> Callable[[str], dict]:
     """path -> {'score': pyiqa score} of the image decoded and resized as for DDR; failures become ValueError."""
     def measure(path: str) -> dict:
@@ -76,9 +89,12 @@ def available_datasets(roots: Mapping[str, str], names: Optional[Sequence[str]])
 
 def table3(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
            datasets: Optional[Sequence[str]] = None,
-           baselines: Sequence[str] = tuple(PYIQA_BASELINES)) -> common.Report:
-    """Score each dataset with DDR and the pyiqa ``baselines``; write ``table3.md`` / ``.csv``."""
-    metrics = {name: pyiqa_metric(name, model.device) for name in baselines}
+           baselines: Sequence[str] = BASELINES) -> common.Report:
+    """Score each dataset with DDR and the ``baselines``; write ``table3.md`` / ``.csv``."""
+    unknown = [name for name in baselines if name not in BASELINES]
+    if unknown:
+        raise ValueError(f'unknown baseline(s) {unknown}; choose among {", ".join(BASELINES)}')
+    metrics = {name: pyiqa_metric(name, model.device) for name in baselines if name != 'niqe'}
     ddr = model.ddr(degradations=list(BIQA_DEGRADATIONS))
     computed = ['ddr', *baselines]
     names = available_datasets(roots, datasets)
@@ -89,13 +105,18 @@ def table3(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
         ddr_cache, failed = common.score_ddr(ddr, dataset, short_side, choices, output_dir, 'table3', model)
         failures += failed
         scores = {'ddr': (common.cached_values(dataset, ddr_cache, lambda record: record['ddr']), False)}
-        for baseline, metric in metrics.items():
-            settings = {'dataset': name, 'loader': dict(choices), 'pyiqa': baseline}
+        for baseline in baselines:
+            if baseline == 'niqe':
+                source, measure, lower_better = {'niqe': NIQE_SOURCE}, niqe_measure(short_side), True
+            else:
+                metric = metrics[baseline]
+                source, measure, lower_better = {'pyiqa': baseline}, baseline_measure(metric, short_side), \
+                    metric.lower_better
+            settings = {'dataset': name, 'loader': dict(choices), **source}
             cache = common.open_cache(output_dir, 'table3', f'{name}-{baseline}', settings)
-            measure = baseline_measure(metric, short_side)
             failures += common.fill_cache(dataset, cache, measure, f'{LABELS[baseline]} {name}')
             values = common.cached_values(dataset, cache, lambda record: record['score'])
-            scores[baseline] = (values, metric.lower_better)
+            scores[baseline] = (values, lower_better)
         row = [name, len(dataset.items)]
         for method in computed:
             values, lower_better = scores[method]
@@ -107,9 +128,11 @@ def table3(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
                                       for part in ('(ours)', '(paper)', '(diff)')]
     header += [f'{LABELS[method]} (quoted)' for method in TABLE3_QUOTED]
     protocol = {
-        'DDR': f'Eq. 7, D = {{{", ".join(BIQA_DEGRADATIONS)}}}, adaptation on, cosine; CLIP {model.model} '
-               f'({model.pretrained}), {model.precision}',
-        'baselines run': ', '.join(f'{LABELS[name]} = pyiqa.create_metric({name!r})' for name in baselines) or 'none',
+        'DDR': f'Eq. 7, D = {{{", ".join(BIQA_DEGRADATIONS)}}}, adaptation on, cosine; CLIP '
+               f'{model.clip_label}, {model.precision}',
+        'baselines run': ', '.join(f'{LABELS[name]} = ' + (NIQE_SOURCE if name == 'niqe' else
+                                                            f'pyiqa.create_metric({name!r})')
+                                   for name in baselines) or 'none',
         'baseline input': 'the RGB image DDR sees (same decoding and resize), float in [0, 1]',
         'quoted': ', '.join(LABELS[method] for method in TABLE3_QUOTED) + ': the paper\'s values, not run here',
         'SRCC': 'Spearman over every distorted image, sign flipped when exactly one of (metric, subjective score) '

@@ -36,10 +36,13 @@ def table8(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
             ddr = model.ddr(model=backbone, pretrained=pretrained, degradations=list(degradations),
                             adaptation=adaptation)
         except ClipWeightsError as error:
-            notes.append(f'row {number} not run: {error.command_line_message()} (or --backbone-weights '
-                         f'{backbone}=FILE)')
+            notes.append(f'row {number} not run: {error.problem} Offline? Download the {backbone} checkpoint '
+                         f'elsewhere and pass it: --backbone-weights {backbone}=/path/to/{backbone}.pt')
             table.append(label + [None] * (3 * len(TABLE8_DATASETS)))
             continue
+        used[backbone] = ddr.clip_description
+        if not ddr.clip_description.startswith(f'{backbone} '):
+            notes.append(f'row {number} asked for {backbone}; the weights loaded are {ddr.clip_description}')
         cells = []
         for name, (dataset, short_side, choices) in datasets.items():
             cache, failed = common.score_ddr(ddr, dataset, short_side, choices, output_dir, 'table8', model)
