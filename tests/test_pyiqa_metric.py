@@ -1,4 +1,5 @@
 """pyiqa.create_metric('ddr') after ``import ddr_basicsr.iqa.pyiqa_metric``: ddr-score's numbers, as_loss, options."""
+import importlib
 import subprocess
 import sys
 
@@ -103,3 +104,11 @@ def test_unknown_options_are_clear_errors(tiny_clip_path):
         pyiqa.create_metric('ddr', degradation='blur', pretrained=tiny_clip_path, device='cpu')
     with pytest.raises(ValueError, match="unknown degradation 'haze'; valid names"):
         pyiqa.create_metric('ddr', degradations='haze', pretrained=tiny_clip_path, device='cpu')
+
+
+def test_without_pyiqa_the_import_says_how_to_install(monkeypatch):
+    for name in ('pyiqa', 'pyiqa.default_model_configs', 'pyiqa.utils.registry'):
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, 'ddr_basicsr.iqa.pyiqa_metric')
+    with pytest.raises(ImportError, match=r'needs pyiqa .*pip install "ddr-basicsr\[iqa\]" \(pyiqa\'s licence is non'):
+        importlib.import_module('ddr_basicsr.iqa.pyiqa_metric')

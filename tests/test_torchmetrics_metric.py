@@ -1,7 +1,9 @@
 """The torchmetrics DDRQuality: one process and two gloo processes give one ddr-score run's numbers (CPU)."""
+import importlib
 import json
 import os
 import socket
+import sys
 import time
 from datetime import timedelta
 
@@ -95,3 +97,10 @@ def test_two_gloo_processes_equal_one_ddr_score_run(photos, reference, tiny_clip
         result = json.loads((tmp_path / f'rank{rank}.json').read_text(encoding='utf-8'))
         assert result['mean'] == pytest.approx(_mean(reference), abs=1e-6)
         assert result['scores'] == pytest.approx(in_rank_order, abs=1e-6)
+
+
+def test_without_torchmetrics_the_import_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'torchmetrics', None)
+    monkeypatch.delitem(sys.modules, 'ddr_basicsr.iqa.torchmetrics_metric')
+    with pytest.raises(ImportError, match=r'DDRQuality needs torchmetrics .*pip install "ddr-basicsr\[iqa\]"'):
+        importlib.import_module('ddr_basicsr.iqa.torchmetrics_metric')

@@ -9,9 +9,14 @@ import difflib
 from typing import Any, Optional
 
 import torch
-from pyiqa.default_model_configs import DEFAULT_CONFIGS
-from pyiqa.utils.registry import ARCH_REGISTRY
 from torch import nn
+
+try:
+    from pyiqa.default_model_configs import DEFAULT_CONFIGS
+    from pyiqa.utils.registry import ARCH_REGISTRY
+except ImportError as error:
+    raise ImportError(f'the pyiqa metric ddr needs pyiqa ({error}): pip install "ddr-basicsr[iqa]" (pyiqa\'s '
+                      'licence is non-commercial)') from error
 
 from ddr_basicsr.iqa.python_api import iqa_ddr
 

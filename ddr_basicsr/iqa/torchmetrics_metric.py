@@ -2,8 +2,13 @@
 from typing import Any, Optional, Tuple, Union
 
 import torch
-from torchmetrics import Metric
-from torchmetrics.utilities.data import dim_zero_cat
+
+try:
+    from torchmetrics import Metric
+    from torchmetrics.utilities.data import dim_zero_cat
+except ImportError as error:
+    raise ImportError(f'DDRQuality needs torchmetrics ({error}): pip install "ddr-basicsr[iqa]" '
+                      '(or pip install torchmetrics)') from error
 
 from ddr_basicsr.ddr import DDR, QualityImages
 from ddr_basicsr.iqa.python_api import iqa_ddr
