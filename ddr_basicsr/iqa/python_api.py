@@ -22,10 +22,12 @@ _PIL_RGBA_MODES = ('P', 'PA', 'RGBa', 'La')
 ImageInput = Union[str, os.PathLike, np.ndarray, torch.Tensor, Any]
 
 
-def _folder_files(folder: str) -> List[str]:
-    """The image files of ``folder`` (not its sub-folders) in ``ddr-score``'s order."""
+def image_files(folder: Union[str, os.PathLike]) -> List[str]:
+    """The image files of ``folder`` (not its sub-folders) in the order ``ddr-score`` and ``DDR.quality`` score
+    them (sorted; :data:`~ddr_basicsr.image_io.IMAGE_EXTENSIONS`, hidden names skipped)."""
     from ddr_basicsr.iqa.scoring import collect_input_rows
 
+    folder = os.fspath(folder)
     rows = collect_input_rows([folder])
     if rows[0][2]:
         raise ValueError(f'{folder}: no image file in this folder (sub-folders are not scanned: pass them too)')
@@ -78,7 +80,7 @@ def image_tensors(images: Union[ImageInput, Sequence[ImageInput]], channel_order
     for index, item in enumerate(items):
         if isinstance(item, (str, os.PathLike)):
             path = os.fspath(item)
-            paths = _folder_files(path) if os.path.isdir(path) else [path]
+            paths = image_files(path) if os.path.isdir(path) else [path]
             tensors.extend(_read_file(file, max_pixels, max_aspect_ratio) for file in paths)
         elif torch.is_tensor(item):
             tensors.append(item)
