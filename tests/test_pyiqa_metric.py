@@ -36,6 +36,7 @@ def test_registered_in_pyiqa_with_its_conventions(metric):
     assert metric.metric_mode == 'NR' and metric.lower_better is False
     assert isinstance(metric.net, pyiqa_metric.DDRArch)
     assert metric.net.ddr.degradation_names == tuple(BIQA_DEGRADATIONS)  # ddr-score's default set
+    assert metric.net.ddr.cuda_graphs is True and metric.net.ddr.precision == 'fp32'
     config = pyiqa_metric.DEFAULT_CONFIGS['ddr']
     pyiqa_metric.register()  # a second registration changes nothing
     assert pyiqa_metric.DEFAULT_CONFIGS['ddr'] is config
@@ -77,8 +78,9 @@ def test_options_pass_through_as_ddr_score_takes_them(tiny_clip_path, photos, tm
     expected = ddr_score(photos, tiny_clip_path, tmp_path / 'haze.csv', '--prompts', str(prompts),
                          '--degradations', 'haze,blur', '--distance', 'l1', '--model', 'ViT-B-32')
     metric = pyiqa.create_metric('ddr', prompts=str(prompts), degradations=['haze', 'blur'], distance='l1',
-                                 model='ViT-B-32', pretrained=tiny_clip_path, device='cpu')
+                                 model='ViT-B-32', pretrained=tiny_clip_path, device='cpu', cuda_graphs=False)
     assert metric.net.ddr.degradation_names == ('haze', 'blur')
+    assert metric.net.ddr.cuda_graphs is False and metric.net.ddr.distance == 'l1'
     for path in photos:
         assert float(metric(path)) == pytest.approx(expected[path]['ddr'], abs=1e-6)
 

@@ -24,18 +24,20 @@ from ddr_basicsr.iqa.python_api import iqa_ddr
 METRIC_NAME = 'ddr'
 ARCH_NAME = 'DDR'
 #: ``create_metric('ddr', ...)`` options (``ddr-score``'s model options).
-OPTIONS = ('degradations', 'prompts', 'model', 'pretrained', 'precision', 'adaptation', 'distance')
+OPTIONS = ('degradations', 'prompts', 'model', 'pretrained', 'precision', 'adaptation', 'distance', 'cuda_graphs')
 
 
 class DDRArch(nn.Module):
     """pyiqa network of the metric ``ddr``: DDR built from ``ddr-score``'s options
     (:func:`~ddr_basicsr.iqa.python_api.iqa_ddr`).
 
-    pyiqa builds it on the CPU and moves it to the metric's device.
+    pyiqa builds it on the CPU and moves it to the metric's device. ``cuda_graphs`` as in ``DDR``: with
+    ``as_loss=True`` on a GPU, call backward once per forward, or pass ``cuda_graphs=False``.
     """
 
     def __init__(self, degradations=None, prompts=None, model: str = 'ViT-B-32', pretrained: Optional[str] = 'openai',
-                 precision: str = 'fp32', adaptation: bool = True, distance: str = 'cosine', **unknown: Any):
+                 precision: str = 'fp32', adaptation: bool = True, distance: str = 'cosine', cuda_graphs: bool = True,
+                 **unknown: Any):
         super().__init__()
         if unknown:
             problems = []
@@ -45,6 +47,7 @@ class DDRArch(nn.Module):
             raise TypeError(f"Unknown option(s) {', '.join(problems)} for metric '{METRIC_NAME}'. "
                             f"Options: {', '.join(OPTIONS)}.")
         self.ddr = iqa_ddr(degradations, prompts, model, pretrained, 'cpu', precision, adaptation, distance)
+        self.ddr.cuda_graphs = cuda_graphs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Blind-IQA DDR (Eq. 7) of each image of a (B, 3, H, W) batch in [0, 1]: Tensor[B]."""
