@@ -97,6 +97,7 @@ def test_files_get_ddr_score_limits_and_the_python_way_around(tiny_ddr, tmp_path
 @pytest.mark.parametrize('images, error, match', [
     (np.zeros((3, 40, 40), dtype=np.uint8), ValueError, r'channels-first.*array\.transpose\(1, 2, 0\)'),
     (np.zeros((40, 40, 3), dtype=np.int64), ValueError, 'unsupported pixel type int64'),
+    (np.zeros((2, 40, 40, 3), dtype=np.uint8), ValueError, r'for a batch of images pass list\(array\)'),
     ({'image': 1}, TypeError, 'image 0: expected a file or folder path, a PIL image, a numpy array'),
     ('missing.png', FileNotFoundError, 'image file not found: missing.png'),
 ])

@@ -55,7 +55,8 @@ def _array_pixels(array: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f'{name}: shape {array.shape} looks channels-first; arrays are (H, W, C): pass '
                          'array.transpose(1, 2, 0)')
     if array.ndim not in (2, 3):
-        raise ValueError(f'{name}: expected an (H, W) or (H, W, C) array, got shape {array.shape}')
+        hint = '; for a batch of images pass list(array)' if array.ndim == 4 else ''
+        raise ValueError(f'{name}: expected an (H, W) or (H, W, C) array, got shape {array.shape}{hint}')
     return np.ascontiguousarray(array)
 
 
