@@ -2,7 +2,7 @@
 
 Importing this module adds the network ``DDR`` to pyiqa's ``ARCH_REGISTRY`` and the metric ``ddr`` to its
 ``DEFAULT_CONFIGS`` (no-reference, higher = better), pyiqa's own registration points; no pyiqa function is
-replaced. The options of ``create_metric('ddr', ...)`` are those of ``ddr-score`` (:func:`DDRArch`); the score of
+replaced. The options of ``create_metric('ddr', ...)`` are those of ``ddr-score`` (:class:`DDRArch`); the score of
 a (B, 3, H, W) batch in [0, 1] is the blind-IQA DDR of Eq. 7, differentiable for ``as_loss=True``.
 """
 import difflib
