@@ -76,7 +76,8 @@ setup(
         'openpyxl',
         'matplotlib',
     ],
-    extras_require={'test': ['pytest', 'pytest-xdist', 'ruff', 'pyiqa'], 'iqa': ['pyiqa']},
+    extras_require={'test': ['pytest', 'pytest-xdist', 'ruff', 'pyiqa', 'torchmetrics'],
+                    'iqa': ['pyiqa', 'torchmetrics']},
     entry_points={
         'console_scripts': [
             'ddr-train=ddr_basicsr.train:main',

@@ -24,6 +24,8 @@ PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16, 'auto
 DOMAINS = ('feature', 'pixel')
 
 ImageBatch = Union[torch.Tensor, Sequence[torch.Tensor]]
+#: What ``quality`` takes besides an ImageBatch: image files, folders, PIL images, numpy arrays, one or a list.
+QualityImages = Union[ImageBatch, str, os.PathLike, Sequence[object], object]
 #: ``prompts``: {name: (degraded, clean)}, or the path of a prompt file written by ``ddr-tune-prompts``.
 PromptsArgument = Union[Mapping[str, Sequence[str]], str, os.PathLike]
 
@@ -291,14 +293,21 @@ class DDR(nn.Module):
         return self.score(x)
 
     @torch.no_grad()
-    def quality_responses(self, images: ImageBatch, batch_size: int = 32) -> Dict[str, torch.Tensor]:
+    def quality_responses(self, images: QualityImages, batch_size: int = 32,
+                          channel_order: str = 'RGB') -> Dict[str, torch.Tensor]:
         """Blind-IQA DDR_d of each image with the reference's patch averaging, without autograd.
 
         ``images``: a (B, 3, H, W) tensor or a list of (3, H, W) / (1, 3, H, W) tensors of any sizes;
-        images of equal size are encoded together, ``batch_size`` images per encoder call.
+        images of equal size are encoded together, ``batch_size`` images per encoder call. Also image files,
+        folders, PIL images and numpy arrays (colour channels in ``channel_order``: 'RGB', or 'BGR' for
+        OpenCV's), one or a list, read as ``ddr-score`` reads them
+        (:func:`ddr_basicsr.iqa.python_api.image_tensors`).
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f'batch_size must be a positive integer (images per encoder call), got {batch_size!r}')
+        if not torch.is_tensor(images):
+            from ddr_basicsr.iqa.python_api import image_tensors
+            images = image_tensors(images, channel_order)
         items = list(images.unbind(0)) if torch.is_tensor(images) and images.dim() == 4 else list(images)
         if not items:
             raise ValueError('quality got no images')
@@ -319,9 +328,11 @@ class DDR(nn.Module):
         return OrderedDict((name, matrix[:, index]) for index, name in enumerate(self.degradation_names))
 
     @torch.no_grad()
-    def quality(self, images: ImageBatch, batch_size: int = 32) -> torch.Tensor:
-        """Blind-IQA score (Sec. 4.2): mean over the degradation set of ``quality_responses``, Tensor[B]."""
-        return torch.stack(list(self.quality_responses(images, batch_size).values()), dim=1).mean(dim=1)
+    def quality(self, images: QualityImages, batch_size: int = 32, channel_order: str = 'RGB') -> torch.Tensor:
+        """Blind-IQA score (Sec. 4.2): mean over the degradation set of ``quality_responses`` (same inputs),
+        Tensor[B]."""
+        return torch.stack(list(self.quality_responses(images, batch_size, channel_order).values()),
+                           dim=1).mean(dim=1)
 
     def extra_repr(self) -> str:
         learned = f', learned_prompts={self.learned_prompts.path!r}' if self.learned_prompts else ''

@@ -104,6 +104,12 @@ def decode_image(path: str, max_pixels: Optional[int] = None, max_aspect_ratio: 
         raise ValueError(f'{path}: cannot decode the file as an image (corrupt, truncated or not a '
                          f'PNG/JPEG/BMP/TIFF file)')
     check_image_size(path, image.shape[0], image.shape[1], max_pixels, max_aspect_ratio)
+    return pixels_to_rgb(image, path)
+
+
+def pixels_to_rgb(image: np.ndarray, path: str, channel_order: str = 'BGR') -> np.ndarray:
+    """Decoded pixels, (H, W) or (H, W, 1-4) in ``channel_order`` ('BGR': OpenCV's BGR/BGRA; 'RGB': RGB/RGBA),
+    to the (H, W, 3) RGB array of :func:`decode_image` by this module's rules; ``path`` names the image in errors."""
     if image.ndim == 2:
         image = image[:, :, None]
     channels = image.shape[2]
@@ -117,6 +123,8 @@ def decode_image(path: str, max_pixels: Optional[int] = None, max_aspect_ratio: 
         image = _to_unit_float(image, path)
     if image.shape[2] == 1:
         return np.ascontiguousarray(np.repeat(image, 3, axis=2))
+    if channel_order == 'RGB':
+        return np.ascontiguousarray(image)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)  # 5x faster than numpy's reversed-stride copy
 
 
