@@ -6,6 +6,7 @@ generated files by hand.
     options/ablation/nafnet_gopro_ddr_*.yml                                                     Table 6
     options/test/<same stem>.yml, options/test/ablation/*.yml, options/test/official_*.yml
     options/finetune/*_gopro_{ddr,psnr}.yml                      DDR fine-tunes of the official checkpoints
+    options/gan/*_ddr.yml          BasicSR's own ESRGAN / Real-ESRNet / Real-ESRGAN files (options/basicsr/) + DDR
 """
 import re
 from pathlib import Path
@@ -433,9 +434,69 @@ def _metric_note(metrics: Dict[str, Any]) -> str:
     return 'Metrics: PSNR/SSIM on RGB uint8 images, no border crop (BasicSR calculate_psnr/calculate_ssim).'
 
 
-def generated_files() -> Dict[str, str]:
-    """Every generated file: path relative to options/ -> content."""
-    files: Dict[str, str] = {}
+# ---------------------------------------------------------------------------------------------------------------
+# DDR in BasicSR's GAN and Real-ESRGAN recipes: BasicSR's own files (options/basicsr/, verbatim) with only the
+# DDR changes, marked '# DDR' (see README "DDR in GAN-based and real-world SR" for lambda_d).
+BASICSR_SOURCES = 'basicsr'
+GAN_DDR_WEIGHT = 0.01
+GAN_RECIPES = {  # output stem: (BasicSR's file, its path in BasicSR, other changes of the DDR recipe)
+    'esrgan_x4_ddr': ('train_ESRGAN_x4.yml', 'options/train/ESRGAN/train_ESRGAN_x4.yml', {}),
+    'realesrnet_x4plus_ddr': ('train_realesrnet_x4plus.yml', 'options/train/RealESRGAN/train_realesrnet_x4plus.yml',
+                              {}),
+    'realesrgan_x4plus_ddr': ('train_realesrgan_x4plus.yml', 'options/train/RealESRGAN/train_realesrgan_x4plus.yml',
+                              {'pretrain_network_g': 'experiments/train_RealESRNetx4plus_1000k_B12G4_DDR/models/'
+                                                     'net_g_1000000.pth'}),
+}
+
+
+def _top_level_end(lines: List[str], section: str) -> int:
+    """Index after the last content line of the top-level ``section`` of a YAML text."""
+    start = lines.index(f'{section}:')
+    end = next((i for i in range(start + 1, len(lines)) if lines[i][:1] not in ('', ' ', '#')), len(lines))
+    while end > start and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith('#')):
+        end -= 1
+    return end
+
+
+def with_ddr(source: str, changes: Dict[str, str]) -> str:
+    """BasicSR's option file ``source`` with DDR added: ``name`` + ``_DDR``, ``model_type: DDR<model>``, a
+    ``ddr_opt`` block at the end of ``train``, and ``changes`` (``path`` keys) applied; every changed line ends in
+    ``# DDR``."""
+    lines = source.splitlines()
+    for index, line in enumerate(lines):
+        key, _, value = line.partition(':')
+        if key == 'name':
+            lines[index] = f'name: {value.strip()}_DDR  # DDR'
+        elif key == 'model_type':
+            lines[index] = f'model_type: DDR{value.split("#")[0].strip()}  # DDR: BasicSR\'s model with ddr_opt'
+        elif key.strip() in changes and line.startswith('  '):
+            lines[index] = f'{key}: {changes[key.strip()]}  # DDR: the DDR Real-ESRNet stage'
+    block = {**DDR_BLOCK, 'loss_weight': GAN_DDR_WEIGHT}
+    ddr_lines = ['  # DDR: no-reference term on the generator output (Eq. 8), see the README for lambda_d'] + \
+        yaml_lines({'ddr_opt': block}, indent=2)
+    end = _top_level_end(lines, 'train')
+    return '\n'.join(lines[:end] + ddr_lines + lines[end:]) + '\n'
+
+
+def gan_recipe_files(sources: Path) -> Dict[str, str]:
+    """options/gan/<stem>.yml for every :data:`GAN_RECIPES` entry, from BasicSR's files in ``sources``."""
+    files = {}
+    for stem, (file_name, basicsr_path, changes) in GAN_RECIPES.items():
+        header = [f"BasicSR's {basicsr_path}", f'(verbatim in options/{BASICSR_SOURCES}/{file_name}) with DDR: only '
+                  "the lines marked '# DDR' differ.", f'Train: python -m basicsr.train -opt options/gan/{stem}.yml '
+                  '(or ddr-train).', f'lambda_d = {GAN_DDR_WEIGHT}: a scale argument, not tuned on real data (README, '
+                  '"DDR in GAN-based and real-world SR").']
+        comment = [f'# {line}'.rstrip() for line in header + [GENERATED_BY]]
+        files[f'gan/{stem}.yml'] = '\n'.join(comment) + '\n\n' + with_ddr(
+            (sources / file_name).read_text(encoding='utf-8'), changes)
+    return files
+
+
+def generated_files(sources: Optional[Path] = None) -> Dict[str, str]:
+    """Every generated file: path relative to options/ -> content (BasicSR's files read from ``sources``,
+    default options/basicsr/ of this checkout)."""
+    files: Dict[str, str] = dict(gan_recipe_files(sources or Path(__file__).resolve().parents[1] / 'options' /
+                                                  BASICSR_SOURCES))
     for arch in ARCHS:
         for dataset, d in DATASETS.items():
             for loss, (_, _, blocks) in LOSSES.items():
@@ -495,8 +556,9 @@ def readme() -> str:
     finetune = [f"| `finetune/{key}_gopro_{loss}.yml` | `experiments/pretrained_models/{f['official'][6]}` | "
                 f"{'PSNR + DDR' if loss == 'ddr' else 'PSNR only (control)'} |"
                 for key, f in FINETUNES.items() for loss in FINETUNE_LOSSES]
+    gan = [f'| `gan/{stem}.yml` | `{path}` |' for stem, (_, path, _) in GAN_RECIPES.items()]
     return '\n'.join(README_TEMPLATE).format(rows='\n'.join(rows), official='\n'.join(official),
-                                            finetune='\n'.join(finetune)) + '\n'
+                                            finetune='\n'.join(finetune), gan='\n'.join(gan)) + '\n'
 
 
 README_TEMPLATE = [
@@ -537,6 +599,16 @@ README_TEMPLATE = [
     '| training file | starts from | losses |',
     '|---|---|---|',
     '{finetune}',
+    '',
+    '## DDR in BasicSR\'s GAN and Real-ESRGAN recipes (beyond the paper)',
+    '',
+    'BasicSR\'s own ESRGAN, Real-ESRNet and Real-ESRGAN training files, verbatim in `basicsr/`, with only the DDR',
+    'changes (marked `# DDR`): `model_type: DDR<model>`, a `ddr_opt` block, `_DDR` in the name, and for the',
+    'Real-ESRGAN stage the DDR Real-ESRNet stage as its starting network. Train the two Real-ESRGAN stages in order.',
+    '',
+    '| training file | from BasicSR\'s |',
+    '|---|---|',
+    '{gan}',
     '',
     '## Data',
     '',
@@ -592,9 +664,10 @@ README_TEMPLATE = [
 # ---------------------------------------------------------------------------------------------------------------
 # Writing and checking a folder.
 def existing_files(folder: Path) -> List[str]:
-    """Option files and README.md under ``folder``, relative paths, sorted."""
+    """Option files and README.md under ``folder``, relative paths, sorted (BasicSR's sources excluded)."""
     return sorted(str(path.relative_to(folder)) for path in folder.rglob('*') if path.is_file()
-                  and (path.suffix == '.yml' or path.name == 'README.md'))
+                  and (path.suffix == '.yml' or path.name == 'README.md')
+                  and path.relative_to(folder).parts[0] != BASICSR_SOURCES)
 
 
 class SyncResult(NamedTuple):

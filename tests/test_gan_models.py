@@ -14,9 +14,10 @@ from ddr_basicsr import train as ddr_train
 from ddr_basicsr.data.synthetic import write_synthetic_pairs
 from ddr_basicsr.host.options import load_yaml
 from ddr_basicsr.models.extra_loss_model import PixelWithExtraTerms
-from tiny_training import read_logs, resumed_at, subprocess_env, write_options
+from ddr_basicsr.option_files import DDR_BLOCK, GAN_DDR_WEIGHT, GAN_RECIPES
+from tiny_training import REPO_ROOT, read_logs, resumed_at, subprocess_env, write_options
 
-GAN_OPTIONS = Path(__file__).parent / 'data' / 'basicsr_gan_options'
+GAN_OPTIONS = REPO_ROOT / 'options' / 'basicsr'
 TINY_RRDB = {'num_feat': 8, 'num_block': 1, 'num_grow_ch': 8}
 
 
@@ -57,6 +58,7 @@ def tiny_copy(file_name: str, data: Path, clip_path: str) -> dict:
             split = 'train' if phase == 'train' else 'val'
             dataset.update(dataroot_gt=str(data / split / 'gt'), dataroot_lq=str(data / split / 'lq'))
         opt['val'].update(val_freq=2, save_img=False)
+        opt['val']['metrics']['ddr'] = {'type': 'calculate_ddr', 'pretrained': clip_path, 'device': 'cpu'}
     train_set.update(num_worker_per_gpu=0, batch_size_per_gpu=2, dataset_enlarge_ratio=1)
     opt['logger'].update(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False, wandb=None)
     return opt
@@ -102,14 +104,35 @@ def test_basicsr_gan_configs_train_with_ddr_through_ddr_train_and_resume(file_na
 
 
 @pytest.mark.slow
-def test_esrgan_with_ddr_trains_through_stock_python_m_basicsr_train(esrgan_data, tiny_clip_path, tmp_path):
-    opt = tiny_copy('train_ESRGAN_x4.yml', esrgan_data, tiny_clip_path)
-    yml = write_options(tmp_path / 'esrgan.yml', opt)
+@pytest.mark.parametrize('file_name, terms', [
+    ('train_ESRGAN_x4.yml', (*GAN_TERMS, '# ddr:')),
+    ('train_realesrnet_x4plus.yml', ('l_pix:', 'l_ddr:')),
+    ('train_realesrgan_x4plus.yml', GAN_TERMS),
+])
+def test_basicsr_gan_configs_train_with_ddr_through_stock_python_m_basicsr_train(file_name, terms, esrgan_data,
+                                                                                 gt_only_data, tiny_clip_path,
+                                                                                 tmp_path):
+    opt = tiny_copy(file_name, gt_only_data if 'realesr' in file_name else esrgan_data, tiny_clip_path)
+    yml = write_options(tmp_path / file_name, opt)
     run = subprocess.run([sys.executable, '-m', 'basicsr.train', '-opt', yml], cwd=tmp_path, env=subprocess_env(),
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     log = read_logs(tmp_path / 'experiments' / opt['name'])
-    assert all(term in log for term in GAN_TERMS)
+    assert all(term in log for term in terms), log[-2000:]
+    assert (tmp_path / 'experiments' / opt['name'] / 'models' / 'net_g_latest.pth').is_file()
+
+
+@pytest.mark.parametrize('stem', list(GAN_RECIPES))
+def test_the_gan_recipes_are_basicsr_files_with_only_the_ddr_changes(stem):
+    source, _, changes = GAN_RECIPES[stem]
+    original = load_yaml(str(GAN_OPTIONS / source))
+    derived = load_yaml(str(REPO_ROOT / 'options' / 'gan' / f'{stem}.yml'))
+    assert derived['train'].pop('ddr_opt') == {**DDR_BLOCK, 'loss_weight': GAN_DDR_WEIGHT}
+    assert derived.pop('model_type') == f"DDR{original.pop('model_type')}"
+    assert derived.pop('name') == f"{original.pop('name')}_DDR"
+    for key, value in changes.items():
+        assert derived['path'].pop(key) == value and original['path'].pop(key)
+    assert json.dumps(derived) == json.dumps(original)
 
 
 def test_the_ddr_gradient_reaches_the_generator_only(esrgan_data, tiny_clip_path, tmp_path, monkeypatch):
