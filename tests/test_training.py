@@ -1,4 +1,5 @@
 """RestorationModel, its schedulers and the ddr-train / ddr-test entry points on a tiny synthetic dataset (CPU)."""
+import copy
 import math
 import socket
 import subprocess
@@ -183,6 +184,14 @@ def test_stock_model_with_only_its_own_blocks_passes_the_check(dataset_root, tin
     opt = make_options(dataset_root, tiny_clip_path)
     opt['model_type'] = 'SRModel'
     del opt['train']['ddr_opt']
+    with pytest.raises(ValueError, match=r"unknown optimizer 'AdamW' in train.optim_g \(did you mean 'Adam'\?\); "
+                                         "BasicSR's models build only Adam"):
+        check_options(copy.deepcopy(opt), is_train=True)
+    opt['train']['optim_g'] = {'type': 'Adam', 'lr': 1e-3}
+    with pytest.raises(ValueError, match=r"unknown scheduler 'TrueCosineAnnealingLR' in train.scheduler.*use one of "
+                                         'MultiStepLR, MultiStepRestartLR, CosineAnnealingRestartLR$'):
+        check_options(copy.deepcopy(opt), is_train=True)
+    opt['train']['scheduler'] = {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5}
     check_options(opt, is_train=True)
 
 

@@ -199,19 +199,18 @@ def loss_block_keys(train_opt: Mapping) -> List[str]:
     return [key for key, value in train_opt.items() if key.endswith(LOSS_BLOCK_SUFFIX) and value]
 
 
-def check_numeric_strings(train_opt: Mapping) -> None:
-    """Numbers that YAML 1.1 reads as text (``lr: 1e-4``, also from ``--force_yml``) in the optimizer and scheduler
-    settings, which would fail only once the model is built."""
-    for section in ('optim_g', 'optim_d', 'scheduler'):
-        for name, value in (train_opt.get(section) or {}).items():
-            if name == 'type' or not isinstance(value, str):
-                continue
-            try:
-                float(value)
-            except ValueError:
-                continue
-            raise TypeError(f"train.{section}.{name} is the string {value!r}: YAML 1.1 reads '1e-4' as text; write "
-                            f'!!float {value} or a mantissa with a dot (1.0e-4), in the file or in --force_yml')
+def check_numeric_strings(section: str, values: Mapping) -> None:
+    """Numbers that YAML 1.1 reads as text (``lr: 1e-4``, also from ``--force_yml``), which would fail only once
+    the model is built; the TypeError names the fix."""
+    for name, value in values.items():
+        if name == 'type' or not isinstance(value, str):
+            continue
+        try:
+            float(value)
+        except ValueError:
+            continue
+        raise TypeError(f"{section}.{name} is the string {value!r}: YAML 1.1 reads '1e-4' as text; write "
+                        f'!!float {value} or a mantissa with a dot (1.0e-4), in the file or in --force_yml')
 
 
 def check_logger_options(opt: Mapping) -> None:
@@ -246,7 +245,6 @@ def check_model_options(opt: dict, is_train: bool) -> None:
     if not is_train:
         return
     train_opt = opt.get('train') or {}
-    check_numeric_strings(train_opt)
     check_training_reductions(train_opt)
     model_cls = _lookup(MODEL_REGISTRY, str(model_type))
     if issubclass(model_cls, RestorationModel):
@@ -307,10 +305,27 @@ def check_experiment_name(opt: dict) -> None:
                          "results/<name>): no '/', '\\', '.' or '..'")
 
 
+def knows_every_key(opt: Mapping) -> bool:
+    """Whether the model of ``opt`` is BasicSR's or the plugin's, so that every key it reads is in the schema."""
+    from basicsr.utils.registry import MODEL_REGISTRY
+    model_type = str(opt.get('model_type'))
+    if not _registered(MODEL_REGISTRY, model_type):
+        return False
+    return _lookup(MODEL_REGISTRY, model_type).__module__.startswith(('basicsr.', 'ddr_basicsr.'))
+
+
 def check_options(opt: dict, is_train: bool) -> None:
     """All option checks; they run before any folder or file is created."""
+    from ddr_basicsr.host.option_schema import check_schema
     check_experiment_name(opt)
     check_model_options(opt, is_train)
+    if is_train and knows_every_key(opt):
+        from basicsr.utils.registry import MODEL_REGISTRY
+
+        from ddr_basicsr.models.optimizers import check_optimizer_choices
+        model_module = _lookup(MODEL_REGISTRY, str(opt['model_type'])).__module__
+        check_optimizer_choices(opt.get('train') or {}, plugin_model=model_module.startswith('ddr_basicsr.'))
+    check_schema(opt, is_train, strict_keys=knows_every_key(opt))
     check_validation_metrics(opt)
     check_logger_options(opt)
     check_device_options(opt)

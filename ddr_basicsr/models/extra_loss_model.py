@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ddr_basicsr.host.options import loss_block_keys, loss_keys_read_by
 from ddr_basicsr.host.real_esrgan_cpu import on_device
+from ddr_basicsr.models.optimizers import OptimizerChoicesMixin
 from ddr_basicsr.models.restoration_model import NonFiniteLossError, build_loss_block, loss_terms
 from ddr_basicsr.models.training_guarantees import TrainingGuaranteesMixin
 
@@ -111,8 +112,9 @@ class ExtraLossBlocksMixin:
 
 def _plugin_variant(base_name: str) -> type:
     base = MODEL_REGISTRY.get(base_name if base_name in MODEL_REGISTRY else f'{base_name}_basicsr')
-    doc = (f"BasicSR's {base_name} with the plugin's extra loss blocks (``ddr_opt``, ...) and training guarantees.")
-    return type(f'DDR{base_name}', (ExtraLossBlocksMixin, TrainingGuaranteesMixin, base),
+    doc = (f"BasicSR's {base_name} with the plugin's extra loss blocks (``ddr_opt``, ...), optimizer and schedule "
+           'choices, and training guarantees.')
+    return type(f'DDR{base_name}', (ExtraLossBlocksMixin, OptimizerChoicesMixin, TrainingGuaranteesMixin, base),
                 {'__module__': __name__, '__doc__': doc})
 
 

@@ -51,10 +51,9 @@ from torch import Tensor, nn
 from ddr_basicsr.host.options import LOSS_BLOCK_SUFFIX, check_keyword_options, loss_block_keys
 from ddr_basicsr.host.preflight import take_prebuilt_loss
 from ddr_basicsr.host.resume import rng_states_kept
-from ddr_basicsr.models.lr_scheduler import SCHEDULERS
+from ddr_basicsr.models.optimizers import OptimizerChoicesMixin
 from ddr_basicsr.models.training_guarantees import TrainingGuaranteesMixin
 
-BASICSR_SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
 AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16}
 # Names given to the parts of a loss that returns a tuple (BasicSR's PerceptualLoss: perceptual, style).
 TUPLE_PART_SUFFIXES = ('', '_style')
@@ -112,18 +111,6 @@ def build_loss_block(key: str, block: dict) -> nn.Module:
         return loss
     with rng_states_kept():
         return build_loss(block)
-
-
-def check_numeric_options(section: str, values: dict) -> None:
-    """Reject numbers that YAML 1.1 read as strings (``1e-3`` without a dot), naming the fix."""
-    for name, value in values.items():
-        if isinstance(value, str):
-            try:
-                float(value)
-            except ValueError:
-                continue
-            raise TypeError(f"{section}.{name} is the string {value!r}: YAML 1.1 reads '1e-3' as text; "
-                            f'write !!float {value} or a mantissa with a dot (1.0e-3)')
 
 
 def loss_terms(losses: Dict[str, nn.Module], output: Tensor, gt: Optional[Tensor]) -> 'OrderedDict[str, Tensor]':
@@ -220,7 +207,7 @@ class ProgressiveSchedule:
 
 
 @MODEL_REGISTRY.register()
-class RestorationModel(TrainingGuaranteesMixin, SRModel):
+class RestorationModel(OptimizerChoicesMixin, TrainingGuaranteesMixin, SRModel):
     """Image restoration with a sum of loss blocks (DDR Eq. 8/9); a superset of BasicSR's SRModel, with the
     plugin's training guarantees (:class:`TrainingGuaranteesMixin`).
 
@@ -325,32 +312,6 @@ class RestorationModel(TrainingGuaranteesMixin, SRModel):
             self._unread_losses = OrderedDict((name, value.detach()) for name, value in loss_dict.items())
         else:
             self.log_dict = OrderedDict([*self.reduce_loss_dict(loss_dict).items(), *self._log_counters.items()])
-
-    def get_optimizer(self, optim_type: str, params, lr: float, **kwargs) -> torch.optim.Optimizer:
-        """Any ``torch.optim`` optimizer by class name (AdamW, Adam, SGD, ...)."""
-        optimizer_cls = getattr(torch.optim, optim_type, None)
-        if not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, torch.optim.Optimizer)):
-            raise ValueError(f"unknown optimizer '{optim_type}' in train.optim_g; use a torch.optim class name "
-                             'such as AdamW, Adam or SGD')
-        check_numeric_options('train.optim_g', {'lr': lr, **kwargs})
-        return optimizer_cls(params, lr=lr, **kwargs)
-
-    def setup_schedulers(self) -> None:
-        """Schedulers of this plugin, BasicSR's own, or any ``torch.optim.lr_scheduler`` class by name."""
-        scheduler_opt = dict(self.opt['train'].get('scheduler') or {})
-        if not scheduler_opt:
-            return
-        scheduler_type = scheduler_opt.pop('type', None)
-        if scheduler_type in BASICSR_SCHEDULERS:
-            super().setup_schedulers()
-            return
-        scheduler_cls = SCHEDULERS.get(scheduler_type) or getattr(torch.optim.lr_scheduler, str(scheduler_type), None)
-        if not (isinstance(scheduler_cls, type) and issubclass(scheduler_cls, torch.optim.lr_scheduler.LRScheduler)):
-            known = ', '.join([*SCHEDULERS, *BASICSR_SCHEDULERS])
-            raise ValueError(f"unknown scheduler '{scheduler_type}' in train.scheduler; use one of {known} or a "
-                             'torch.optim.lr_scheduler class name')
-        check_numeric_options('train.scheduler', scheduler_opt)
-        self.schedulers = [scheduler_cls(optimizer, **scheduler_opt) for optimizer in self.optimizers]
 
     def update_learning_rate(self, current_iter: int, warmup_iter: int = -1) -> None:
         """BasicSR's, preceded at the first iteration of a fresh run by :meth:`validate_at_start` when
