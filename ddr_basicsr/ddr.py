@@ -141,6 +141,7 @@ class DDR(nn.Module):
             self.pixel_levels = self._pixel_levels(degradations, pixel_levels)
         if device is None:
             device = 'cuda' if torch.cuda.is_available() else 'cpu'
+        self._check_device(torch.device(device))
         self.to(device)
 
     @staticmethod
@@ -186,7 +187,13 @@ class DDR(nn.Module):
         self.clip.eval()
         return self
 
+    @staticmethod
+    def _check_device(device: torch.device) -> None:
+        if device.type == 'meta':
+            raise ValueError("DDR cannot run on the 'meta' device (it holds no values); use cpu or cuda")
+
     def _check_images(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_device(self.device)
         if not torch.is_tensor(x):
             raise TypeError(f'DDR expects a torch.Tensor of RGB images (B, 3, H, W) in [0, 1], got {type(x).__name__}')
         if x.dim() != 4:
