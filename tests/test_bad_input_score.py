@@ -2,6 +2,7 @@
 or in the documented behaviour, and no file is lost or half-written."""
 import csv
 import io
+import math
 import os
 
 import cv2
@@ -13,6 +14,7 @@ from ddr_basicsr import image_io
 from ddr_basicsr.ddr import DDR
 from ddr_basicsr.iqa import scoring
 from ddr_basicsr.iqa.scoring import collect_input_rows, iter_quality_scores
+from ddr_basicsr.prompt_learning import PromptLearner, describe_backbone, save_prompt_file
 from ddr_basicsr.prompts import BIQA_DEGRADATIONS
 from ddr_basicsr.score import main
 
@@ -335,3 +337,106 @@ def test_large_images_are_batched_within_a_pixel_budget(tmp_path, tiny_clip_path
     monkeypatch.setattr(scoring, 'MAX_BATCH_PIXELS', 2 * 32 * 32)  # two of these images per encoder call
     results = list(iter_quality_scores(ddr, paths, batch_size=32, workers=0, progress=False))
     assert batch_sizes == [2, 2, 1] and all(result.quality > 0 for result in results)
+
+
+# --------------------------------------------------------------------------- issue 27: the DDR API
+IMAGES = torch.rand(2, 3, 32, 40, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.fixture(scope='module')
+def ddr(tiny_clip_path):
+    return DDR(pretrained=tiny_clip_path, degradations=BIQA_DEGRADATIONS, device='cpu')
+
+
+def test_the_meta_device_is_refused(tiny_clip_path):
+    with pytest.raises(ValueError, match="DDR cannot run on the 'meta' device"):
+        DDR(pretrained=tiny_clip_path, device='meta')
+    moved = DDR(pretrained=tiny_clip_path, device='cpu').to('meta')
+    with pytest.raises(ValueError, match="DDR cannot run on the 'meta' device"):
+        moved.score(IMAGES)
+
+
+def test_a_half_precision_ddr_scores_its_input(ddr, tiny_clip_path):
+    half = DDR(pretrained=tiny_clip_path, degradations=BIQA_DEGRADATIONS, device='cpu').half()
+    assert torch.allclose(half.score(IMAGES), ddr.score(IMAGES), atol=2e-2)
+
+
+@pytest.mark.parametrize('scale, message', [
+    (1e30, r'values up to 1e\+30, beyond ±1000; DDR expects images in \[0, 1\]'), (math.inf, 'contains NaN or Inf')])
+def test_inputs_far_outside_the_unit_range_are_refused(ddr, scale, message):
+    x = IMAGES.clone()
+    x[0, 0, 0, 0] = scale
+    with pytest.raises(ValueError, match=message):
+        ddr.score(x)
+
+
+@pytest.mark.parametrize('level', [math.nan, math.inf])
+def test_a_pixel_level_that_is_not_finite_is_refused(tiny_clip_path, level):
+    with pytest.raises(ValueError, match=rf"pixel_levels\['noise'\] must be a finite number, got {level}"):
+        DDR(pretrained=tiny_clip_path, domain='pixel', pixel_levels={'noise': level}, device='cpu')
+
+
+# --------------------------------------------------------------------------- issue 27: prompt files
+def _prompt_file(ddr, path, edit=None):
+    """A prompt file of ``ddr``'s prompts (untuned vectors), its content changed by ``edit``."""
+    learner = PromptLearner(ddr.clip, ddr.tokenizer, ddr.prompts)
+    save_prompt_file(str(path), learner, ddr.prompts, describe_backbone(ddr.clip, ddr.clip_description), {})
+    if edit:
+        content = torch.load(path, weights_only=True)
+        edit(content)
+        torch.save(content, path)
+    return path
+
+
+def _scale_context(factor):
+    def edit(content):
+        content['context'] = content['context'] * factor
+    return edit
+
+
+def _set(key, value):
+    return lambda content: content.__setitem__(key, value)
+
+
+@pytest.mark.parametrize('damage, message', [
+    (lambda path: path.write_bytes(b''), 'is not a prompt file written by ddr-tune-prompts: the file is empty'),
+    (lambda path: path.write_bytes(path.read_bytes()[:300]), 'is not a prompt file written by ddr-tune-prompts: '
+                                                              'RuntimeError: PytorchStreamReader failed'),
+    (lambda content: content.pop('prompts'), 'is damaged: no "prompts" entry'),
+    (_set('prompts', {'blur': [1, 2]}), "is damaged: prompts['blur'] is [1, 2], not a pair of sentences"),
+    (_scale_context(math.nan), 'is damaged: the context vectors hold NaN or Inf values'),
+    (_scale_context(math.inf), 'is damaged: the context vectors hold NaN or Inf values'),
+    (_scale_context(1e30), 'the context vectors give text features that are not finite'),
+], ids=['empty', 'truncated', 'no-prompts', 'numeric-prompts', 'nan-context', 'inf-context', 'huge-context'])
+def test_a_damaged_prompt_file_is_named(ddr, tiny_clip_path, tmp_path, capsys, damage, message):
+    path = tmp_path / 'prompts.pt'
+    if damage.__code__.co_varnames[:1] == ('path',):
+        damage(_prompt_file(ddr, path))
+    else:
+        _prompt_file(ddr, path, damage)
+    image = str(_image(tmp_path / 'a.png', 20, 20))
+    assert _score(tiny_clip_path, image, '--prompts', str(path), '-o', str(tmp_path / 'scores.csv')) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f'ddr-score: error: --prompts {path}: {path}') and message in error
+    assert 'Traceback' not in error and not (tmp_path / 'scores.csv').exists()
+
+
+def test_a_damaged_tuning_state_or_feature_cache_is_named(ddr, tmp_path):
+    from ddr_basicsr.data.iqa_datasets import IQADataset
+    from ddr_basicsr.prompt_tuning import TuningSettings, run_protocol
+    (tmp_path / 'data').mkdir()
+    items = tuple((str(_image(tmp_path / 'data' / f'{index}.png', 24, 24, index)), float(index)) for index in range(8))
+    dataset = IQADataset('tiny', str(tmp_path / 'data'), items, higher_better=True, score_label='MOS')
+    settings = TuningSettings(epochs=1, images_per_step=16, val_fraction=0.4)
+    out = tmp_path / 'out'
+    run_protocol(ddr, dataset, [], str(out), settings, progress=False)
+    state = out / 'tuning_state.pt'
+    state.write_bytes(state.read_bytes()[:200])
+    with pytest.raises(ValueError, match=rf'{state} is damaged \(RuntimeError: PytorchStreamReader failed .*\); '
+                                         r'delete it \(the tuning starts again from epoch 0\) and run again'):
+        run_protocol(ddr, dataset, [], str(out), settings, progress=False)
+    cache = next((out / 'features').glob('tiny-*.pt'))
+    torch.save({'settings': {}}, cache)
+    with pytest.raises(ValueError, match=rf'{cache} is damaged \(entries are missing\); delete it \(its features are '
+                                         r'computed again\)'):
+        run_protocol(ddr, dataset, [], str(out), settings, progress=False)
