@@ -221,10 +221,11 @@ class DDR(nn.Module):
         if min(height, width) < MIN_IMAGE_SIDE:
             raise ValueError(f'image of {height}x{width} px is too small to score; '
                              f'both sides must be at least {MIN_IMAGE_SIDE} px')
-        if not bool((x.abs() <= MAX_INPUT_MAGNITUDE).all()):  # False for NaN too
-            if not bool(torch.isfinite(x).all()):
+        low, high = torch.stack(torch.aminmax(x.detach())).tolist()  # NaN propagates; no image-sized temporary
+        if not -MAX_INPUT_MAGNITUDE <= low <= high <= MAX_INPUT_MAGNITUDE:  # False for NaN too
+            if not all(map(math.isfinite, (low, high))):
                 raise ValueError('DDR input contains NaN or Inf values; check the images (or the network output)')
-            raise ValueError(f'DDR input has values up to {float(x.abs().max()):g}, beyond ±{MAX_INPUT_MAGNITUDE:g}; '
+            raise ValueError(f'DDR input has values from {low:g} to {high:g}, beyond ±{MAX_INPUT_MAGNITUDE:g}; '
                              'DDR expects images in [0, 1] (divide 8-bit values by 255, clamp the network output)')
         return x.to(device=self.device, dtype=torch.float32)
 

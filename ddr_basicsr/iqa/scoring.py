@@ -91,9 +91,14 @@ def stack_by_size(samples: List[Tuple[int, Optional[torch.Tensor], str]]) -> Tup
 
 
 def score_images(ddr: DDR, images: List[torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """{degradation: DDR_d} of equal-size (3, H, W) images: the single call site of the DDR model."""
-    batch = [to_float(image.to(ddr.device, non_blocking=True)) for image in images]
-    return ddr.quality_responses(batch, batch_size=len(batch))
+    """{degradation: DDR_d} of equal-size (3, H, W) images: the single call site of the DDR model (a batch of one
+    dtype is converted to float once, in place of one copy per image and one stacked)."""
+    if len({image.dtype for image in images}) > 1:  # 8-bit and 16-bit images of one size
+        images = [to_float(image) for image in images]
+    batch = to_float(torch.stack(images).to(ddr.device, non_blocking=True))
+    with torch.no_grad():
+        matrix = ddr.response_matrix(batch)
+    return {name: matrix[:, index] for index, name in enumerate(ddr.degradation_names)}
 
 
 def _out_of_memory(error: BaseException) -> bool:
