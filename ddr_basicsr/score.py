@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                '--output FILE (see the README, "Scoring at scale").')
     parser.add_argument('inputs', nargs='*', help='image files, folders or glob patterns (quote the patterns)')
     parser.add_argument('--files-from', metavar='LIST',
-                        help='also read inputs from LIST, one a line (files, folders or patterns, UTF-8; empty lines '
-                             'skipped); a missing file gets an error row, a file listed twice is scored once')
+                        help='also read inputs from LIST, one a line (files, folders or patterns, UTF-8 or the bytes '
+                             'of the file names; empty lines skipped); a missing file gets an error row, a file listed '
+                             'twice is scored once')
     parser.add_argument('--output', '-o', default=None, metavar='FILE',
                         help='write the CSV here and the settings to FILE.settings.json; the run can be resumed '
                              '(work kept in FILE.shards/ until done; default: CSV on stdout)')

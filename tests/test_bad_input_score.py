@@ -235,6 +235,9 @@ def test_a_file_name_that_is_not_utf8_is_written_as_its_bytes(tmp_path, tiny_cli
         assert os.fsencode(folder) + b'/caf\xe9.png,0.' in output.read_bytes()
     assert _score(tiny_clip_path, str(folder)) == 0
     assert b'/caf\xe9.png,0.' in capsysbinary.readouterr().out
+    (tmp_path / 'list.txt').write_bytes(os.fsencode(folder) + b'/caf\xe9.png\n')
+    assert _score(tiny_clip_path, '--files-from', str(tmp_path / 'list.txt')) == 0
+    assert b'/caf\xe9.png,0.' in capsysbinary.readouterr().out
 
 
 def test_an_unreadable_sub_folder_is_an_error_row(tmp_path, monkeypatch):

@@ -288,9 +288,10 @@ def collect_inputs(inputs: Sequence[str], recursive: bool = False) -> List[Tuple
 
 
 def read_path_list(path: str) -> List[str]:
-    """The entries of a ``--files-from`` file: one path (or folder, or glob pattern) a line, UTF-8; line
-    endings stripped, empty lines skipped. A NUL byte (a binary file, ``find -print0``) is a ValueError."""
-    with open(path, encoding='utf-8') as handle:
+    """The entries of a ``--files-from`` file: one path (or folder, or glob pattern) a line, UTF-8 (names that are
+    not are kept as their bytes); line endings stripped, empty lines skipped. A NUL byte (a binary file,
+    ``find -print0``) is a ValueError."""
+    with open(path, encoding='utf-8', errors='surrogateescape') as handle:
         lines = handle.read().splitlines()
     for number, line in enumerate(lines, 1):
         if '\0' in line:
