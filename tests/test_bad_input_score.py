@@ -1,6 +1,7 @@
 """Hostile and careless ``ddr-score`` input (issue 18): each case ends in a clear error naming the file or option,
 or in the documented behaviour, and no file is lost or half-written."""
 import csv
+import errno
 import io
 import math
 import os
@@ -213,6 +214,17 @@ def test_a_second_run_with_the_same_output_at_the_same_time_is_refused(tmp_path,
     assert not output.exists()
     held.close()
     assert _score(tiny_clip_path, image, '-o', str(output)) == 0 and output.exists()
+
+
+def test_a_file_system_without_locks_runs_unlocked(tmp_path, tiny_clip_path, monkeypatch):
+    from ddr_basicsr.iqa import shards
+
+    def no_locks(handle, operation):
+        raise OSError(errno.ENOLCK, 'No locks available')
+
+    monkeypatch.setattr(shards.fcntl, 'flock', no_locks)
+    output = tmp_path / 'scores.csv'
+    assert _score(tiny_clip_path, str(_image(tmp_path / 'a.png', 20, 20)), '-o', str(output)) == 0 and output.exists()
 
 
 def test_an_existing_output_keeps_its_mode(tmp_path, tiny_clip_path):

@@ -152,15 +152,18 @@ def output_problem(output: str, inputs: Mapping[str, str]) -> str:
 
 def lock_run(folder: str) -> IO[str]:
     """Rank 0's lock on the run writing into ``folder`` (``flock`` of ``folder/lock``, released when the returned
-    file is closed or the process ends): a second run with the same ``--output`` at the same time is refused."""
+    file is closed or the process ends): a second run with the same ``--output`` at the same time is refused. On a
+    file system without locks (some network file systems) the run goes on unlocked."""
     os.makedirs(folder, exist_ok=True)
     handle = open(os.path.join(folder, LOCK_FILE), 'a', encoding='utf-8')
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as error:
+    except BlockingIOError as error:
         handle.close()
         raise ShardError(f'another ddr-score run is writing it now ({os.path.join(folder, LOCK_FILE)} is locked); '
                          'wait for that run to end, or choose another --output') from error
+    except OSError:  # ENOLCK, EOPNOTSUPP: locks are not supported here
+        pass
     return handle
 
 
