@@ -1,5 +1,6 @@
 """Files written whole or not at all: write to a temporary file beside the target, then rename."""
 import os
+import stat
 import tempfile
 from contextlib import ExitStack, contextmanager
 from typing import Iterator, List, Sequence
@@ -15,14 +16,19 @@ def current_umask() -> int:
 @contextmanager
 def atomic_path(path: str) -> Iterator[str]:
     """Yield a temporary path in the folder of ``path`` with the same extension (image writers choose the
-    format by it); it is renamed to ``path`` when the block succeeds and removed when it fails."""
+    format by it) and the mode of the file it replaces; it is renamed to ``path`` when the block succeeds and
+    removed when it fails."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     stem, extension = os.path.splitext(os.path.basename(path))
     handle, temporary = tempfile.mkstemp(prefix=f'.{stem}.partial-', suffix=extension, dir=folder)
     os.close(handle)
-    os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp makes 0600; the file gets the mode open() would give
+    try:  # mkstemp makes 0600: a replaced file keeps its mode, a new one gets the mode open() would give
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mode = 0o666 & ~current_umask()
+    os.chmod(temporary, mode)
     try:
         yield temporary
         os.replace(temporary, path)
@@ -40,8 +46,8 @@ def atomic_paths(paths: Sequence[str]) -> Iterator[List[str]]:
         yield [stack.enter_context(atomic_path(path)) for path in paths]
 
 
-def write_text_atomically(path: str, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_path`."""
+def write_text_atomically(path: str, text: str, errors: str = 'strict') -> None:
+    """Write ``text`` (UTF-8, encoding ``errors`` as for :func:`open`) to ``path`` through :func:`atomic_path`."""
     with atomic_path(path) as temporary:
-        with open(temporary, 'w', encoding='utf-8', newline='') as stream:
+        with open(temporary, 'w', encoding='utf-8', errors=errors, newline='') as stream:
             stream.write(text)

@@ -1,5 +1,6 @@
 """Find and build the frozen CLIP of DDR: open_clip tags (hub and cache), local files, or random weights."""
 import os
+import pickle
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -31,6 +32,16 @@ class ClipWeightsError(RuntimeError):
     def command_line_message(self) -> str:
         """The message with the fix spelled as the ``--pretrained`` option of the command-line tools."""
         return f'{self.problem} {OFFLINE_FIX}{COMMAND_LINE_FIX}'.format(model=self.model_name)
+
+
+def load_error_cause(error: BaseException) -> str:
+    """Why ``torch.load(..., weights_only=True)`` failed, in one line, without torch's advice to load with
+    ``weights_only=False`` (which runs whatever code the file holds)."""
+    if isinstance(error, pickle.UnpicklingError):
+        return 'not a file of tensors written by torch.save (the safe weights-only loader refuses it)'
+    if isinstance(error, EOFError):
+        return 'the file is empty or cut short'
+    return f"{type(error).__name__}: {str(error).strip().split('. ')[0]}"
 
 
 @dataclass
@@ -79,7 +90,10 @@ def _openai_state_dict(path: Path) -> Optional[dict]:
             warnings.simplefilter('ignore', FutureWarning)
             state_dict = dict(torch.jit.load(str(path), map_location='cpu').state_dict())
     else:
-        checkpoint = torch.load(str(path), map_location='cpu', weights_only=True)
+        try:
+            checkpoint = torch.load(str(path), map_location='cpu', weights_only=True)
+        except Exception as error:  # pickle and zip errors of many types
+            raise ClipWeightsError(f'{path} cannot be read as CLIP weights: {load_error_cause(error)}.') from error
         state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
         if not isinstance(state_dict, dict):
             raise ClipWeightsError(f'{path} holds {type(checkpoint).__name__}, not a CLIP state dict')

@@ -1,5 +1,6 @@
 """Deep Degradation Response (Wu, Ni et al., NeurIPS 2024), Sec. 3: torch and open_clip (OpenCV for the pixel-domain
 JPEG degradation), no BasicSR."""
+import math
 import os
 from collections import OrderedDict, defaultdict
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -11,11 +12,13 @@ from torch import nn
 from ddr_basicsr.clip_loading import load_clip
 from ddr_basicsr.cuda_graphs import GraphedFunction
 from ddr_basicsr.pixel_degradations import DEFAULT_PIXEL_LEVELS, PIXEL_DEGRADATIONS
-from ddr_basicsr.prompt_learning import LearnedPrompts, load_prompt_file
+from ddr_basicsr.prompt_learning import LearnedPrompts, PromptFileError, load_prompt_file
 from ddr_basicsr.prompts import DegradationSpec, resolve_prompts
 
 #: Smallest image side we score: below it a CLIP feature says little about the image.
 MIN_IMAGE_SIDE = 16
+#: Largest absolute pixel value accepted (images are in [0, 1]): far beyond it CLIP's features overflow to NaN.
+MAX_INPUT_MAGNITUDE = 1e3
 #: Added to std(T) in the adaptation of Eq. 4, as in the authors' code.
 ADAPTATION_EPS = 1e-3
 DISTANCES = ('cosine', 'l1', 'l2')
@@ -150,6 +153,7 @@ class DDR(nn.Module):
             self.pixel_levels = self._pixel_levels(degradations, pixel_levels)
         if device is None:
             device = 'cuda' if torch.cuda.is_available() else 'cpu'
+        self._check_device(torch.device(device))
         self.to(device)
 
     @staticmethod
@@ -159,6 +163,9 @@ class DDR(nn.Module):
         if unknown:
             raise ValueError(f'unknown pixel-domain degradation(s) {unknown}; valid: {", ".join(PIXEL_DEGRADATIONS)}')
         levels = dict(DEFAULT_PIXEL_LEVELS, **(pixel_levels or {}))
+        for name in names:
+            if not math.isfinite(float(levels[name])):
+                raise ValueError(f'pixel_levels[{name!r}] must be a finite number, got {levels[name]}')
         return OrderedDict((name, float(levels[name])) for name in names)
 
     @torch.no_grad()
@@ -173,6 +180,9 @@ class DDR(nn.Module):
         """Eq. 3 with the learned context vectors of ``learned_prompts``, rows of ``self.prompts``: (D, E)."""
         learner = self.learned_prompts.learner(self.clip, self.tokenizer, self.clip_description)
         directions = text_directions(learner.text_features(self.clip), self.adaptation)
+        if not bool(torch.isfinite(directions).all()):
+            raise PromptFileError(f'{self.learned_prompts.path}: the context vectors give text features that are not '
+                                  'finite (vectors far too large?); tune the prompts again with ddr-tune-prompts')
         rows = [list(self.learned_prompts.prompts).index(name) for name in self.prompts]
         return directions[rows]
 
@@ -195,7 +205,13 @@ class DDR(nn.Module):
         self.clip.eval()
         return self
 
+    @staticmethod
+    def _check_device(device: torch.device) -> None:
+        if device.type == 'meta':
+            raise ValueError("DDR cannot run on the 'meta' device (it holds no values); use cpu or cuda")
+
     def _check_images(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_device(self.device)
         if not torch.is_tensor(x):
             raise TypeError(f'DDR expects a torch.Tensor of RGB images (B, 3, H, W) in [0, 1], got {type(x).__name__}')
         if x.dim() != 4:
@@ -214,8 +230,12 @@ class DDR(nn.Module):
         if min(height, width) < MIN_IMAGE_SIDE:
             raise ValueError(f'image of {height}x{width} px is too small to score; '
                              f'both sides must be at least {MIN_IMAGE_SIDE} px')
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError('DDR input contains NaN or Inf values; check the images (or the network output)')
+        low, high = torch.stack(torch.aminmax(x.detach())).tolist()  # NaN propagates; no image-sized temporary
+        if not -MAX_INPUT_MAGNITUDE <= low <= high <= MAX_INPUT_MAGNITUDE:  # False for NaN too
+            if not all(map(math.isfinite, (low, high))):
+                raise ValueError('DDR input contains NaN or Inf values; check the images (or the network output)')
+            raise ValueError(f'DDR input has values from {low:g} to {high:g}, beyond ±{MAX_INPUT_MAGNITUDE:g}; '
+                             'DDR expects images in [0, 1] (divide 8-bit values by 255, clamp the network output)')
         return x.to(device=self.device, dtype=torch.float32)
 
     def _patches(self, x: torch.Tensor) -> Tuple[torch.Tensor, int]:
@@ -237,6 +257,8 @@ class DDR(nn.Module):
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """Image features F = Φ_v(i) (projected, not normalised) of preprocessed pixels, in float32."""
         dtype = PRECISIONS['bf16' if self.precision == 'auto' and pixels.is_cuda else self.precision]
+        if dtype is None:  # the pixels take the weights' dtype (float16 after .half())
+            pixels = pixels.to(next(self.clip.parameters()).dtype)
         with torch.autocast(device_type=pixels.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             return self.clip.encode_image(pixels).float()
 

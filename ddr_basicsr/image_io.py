@@ -19,7 +19,6 @@ file that decodes to gigabytes is refused before it is decoded. The size of the 
 well (formats whose header PIL cannot read).
 """
 import os
-import warnings
 from typing import Optional
 
 import cv2
@@ -60,21 +59,18 @@ def check_image_size(path: str, height: int, width: int, max_pixels: Optional[in
 def check_image_header(path: str, max_pixels: Optional[int] = None, max_aspect_ratio: Optional[float] = None) -> None:
     """:func:`check_image_size` with the size read from the header of ``path`` (PIL; nothing is decoded).
 
-    Files PIL cannot identify pass (their decoded size is checked after decoding). PIL refuses to open images
-    of more than 2 x ``Image.MAX_IMAGE_PIXELS`` pixels; they are refused here when ``max_pixels`` is below that.
+    Files PIL cannot identify pass (their decoded size is checked after decoding). PIL's own decompression-bomb
+    limit is off while the header is read, so the limits given here apply whatever their value.
     """
+    bomb_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-    except Image.DecompressionBombError as error:
-        if max_pixels and max_pixels <= 2 * (Image.MAX_IMAGE_PIXELS or 0):
-            raise ImageTooLargeError(f'{path}: {error} More than the limit of {max_pixels:,} pixels '
-                                     f'(--max-pixels); not decoded') from error
-        return
+        with Image.open(path) as image:
+            width, height = image.size
     except (UnidentifiedImageError, OSError, ValueError):
         return
+    finally:
+        Image.MAX_IMAGE_PIXELS = bomb_limit
     check_image_size(path, height, width, max_pixels, max_aspect_ratio)
 
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ddr_basicsr.atomic_files import atomic_path
+from ddr_basicsr.clip_loading import load_error_cause
 from ddr_basicsr.prompts import CLEAN_TEMPLATE, DEGRADED_TEMPLATE, PromptPair
 
 CONTEXTS = ('per_degradation', 'shared')
@@ -214,6 +215,28 @@ def save_prompt_file(path: str, learner: PromptLearner, prompts: Mapping[str, Pr
         torch.save(content, temporary)
 
 
+def _content_problem(content: dict) -> str:
+    """What is wrong with the entries of a prompt file ('' when nothing)."""
+    prompts, context, tokens = content.get('prompts'), content.get('context'), content.get('initial_tokens')
+    if not isinstance(prompts, dict) or not prompts:
+        return 'no "prompts" entry {name: [degraded sentence, clean sentence]}'
+    for name, pair in prompts.items():
+        if not (isinstance(name, str) and name.strip() and isinstance(pair, (list, tuple)) and len(pair) == 2
+                and all(isinstance(text, str) and text.strip() for text in pair)):
+            return f'prompts[{name!r}] is {pair!r}, not a pair of sentences'
+    if content.get('context_layout') not in CONTEXTS:
+        return f'"context_layout" is {content.get("context_layout")!r}, not one of {", ".join(CONTEXTS)}'
+    if not (torch.is_tensor(context) and context.is_floating_point() and context.dim() == 2):
+        return '"context" is not a 2-D float tensor of context vectors'
+    if not bool(torch.isfinite(context).all()):
+        return 'the context vectors hold NaN or Inf values (did the tuning diverge?)'
+    if not (torch.is_tensor(tokens) and tokens.dtype == torch.long and tuple(tokens.shape) == context.shape[:1]):
+        return '"initial_tokens" is not one token id per context vector'
+    if not isinstance(content.get('backbone'), dict) or not isinstance(content.get('training'), dict):
+        return 'no "backbone" or "training" record'
+    return ''
+
+
 def load_prompt_file(path: Union[str, os.PathLike]) -> LearnedPrompts:
     """Read a prompt file written by :func:`save_prompt_file` (``ddr-tune-prompts``)."""
     path = os.fspath(path)
@@ -223,13 +246,17 @@ def load_prompt_file(path: Union[str, os.PathLike]) -> LearnedPrompts:
     try:
         content = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as error:  # pickle and zip errors of many types
-        raise PromptFileError(f'{path} is not a prompt file written by ddr-tune-prompts: {error}') from error
+        raise PromptFileError(f'{path} is not a prompt file written by ddr-tune-prompts: '
+                              f'{load_error_cause(error)}') from error
     if not isinstance(content, dict) or content.get('format') != PROMPT_FILE_FORMAT:
         raise PromptFileError(f'{path} is not a prompt file written by ddr-tune-prompts (no "format: '
                               f'{PROMPT_FILE_FORMAT}" entry)')
     if content.get('version') != PROMPT_FILE_VERSION:
         raise PromptFileError(f'{path}: prompt file version {content.get("version")} is not supported '
                               f'(this ddr-basicsr reads version {PROMPT_FILE_VERSION})')
+    problem = _content_problem(content)
+    if problem:
+        raise PromptFileError(f'{path} is damaged: {problem}; tune the prompts again with ddr-tune-prompts')
     return LearnedPrompts({name: tuple(pair) for name, pair in content['prompts'].items()},
                           content['context_layout'], content['context'], content['initial_tokens'],
                           content['backbone'], content['training'], path)

@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ddr_basicsr.atomic_files import atomic_path, write_text_atomically
+from ddr_basicsr.clip_loading import load_error_cause
 from ddr_basicsr.data.iqa_datasets import IQADataset
 from ddr_basicsr.ddr import DDR, feature_responses, text_directions
 from ddr_basicsr.image_io import to_float
@@ -108,6 +109,19 @@ def _settings_digest(settings: Mapping[str, object]) -> str:
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode('utf-8')).hexdigest()[:10]
 
 
+def load_own_file(path: str, keys: Sequence[str], when_deleted: str) -> dict:
+    """A file this module wrote (feature cache, tuning state); a damaged one is a ValueError naming it and saying
+    what happens once it is deleted."""
+    try:
+        content = torch.load(path, map_location='cpu', weights_only=True)
+        cause = '' if isinstance(content, dict) and all(key in content for key in keys) else 'entries are missing'
+    except Exception as error:  # pickle and zip errors of many types
+        cause = load_error_cause(error)
+    if cause:
+        raise ValueError(f'{path} is damaged ({cause}); delete it ({when_deleted}) and run again')
+    return content
+
+
 @torch.no_grad()
 def extract_features(ddr: DDR, dataset: IQADataset, cache_folder: str, short_side: Optional[int] = None,
                      workers: int = 0, progress: bool = True) -> PatchFeatures:
@@ -116,7 +130,7 @@ def extract_features(ddr: DDR, dataset: IQADataset, cache_folder: str, short_sid
     settings = features_settings(ddr, dataset, short_side)
     cache_path = os.path.join(cache_folder, f'{dataset.name}-{_settings_digest(settings)}.pt')
     if os.path.isfile(cache_path):
-        cached = torch.load(cache_path, map_location='cpu', weights_only=True)
+        cached = load_own_file(cache_path, ('settings', 'features', 'owners'), 'its features are computed again')
         if cached.get('settings') == json.loads(json.dumps(settings)):
             return PatchFeatures(cached['features'], cached['owners'], _oriented_scores(dataset))
     loader = DataLoader(ImageFiles(dataset.paths, short_side), batch_size=DECODE_CHUNK, num_workers=workers,
@@ -238,7 +252,9 @@ def tune_prompts(ddr: DDR, train: PatchFeatures, validation: PatchFeatures, sett
     state_key = {**asdict(settings), 'prompts': {name: list(pair) for name, pair in ddr.prompts.items()},
                  'clip': backbone_fingerprint(ddr.clip), 'train_images': train.count,
                  'val_images': validation.count}
-    state = torch.load(state_path, map_location='cpu', weights_only=True) if os.path.isfile(state_path) else None
+    state_keys = ('key', 'context', 'optimizer', 'history', 'best_context', 'best_srcc', 'stale')
+    state = load_own_file(state_path, state_keys, 'the tuning starts again from epoch 0') \
+        if os.path.isfile(state_path) else None
     if state is not None and state['key'] == json.loads(json.dumps(state_key)):
         with torch.no_grad():
             learner.context.copy_(state['context'])

@@ -1,5 +1,6 @@
 """Degradation prompt pairs: Table 7 of the paper and user-defined pairs (Eq. 6 template)."""
 from collections import OrderedDict
+from collections.abc import Sequence as SequenceType
 from typing import Mapping, Optional, Sequence, Tuple, Union
 
 #: Eq. 6: P_d^- = "A {d^-} photo with low-quality."; P_d^+ = "A {d^+} photo with high-quality."
@@ -45,7 +46,9 @@ def prompt_pair(degraded: str, clean: str) -> PromptPair:
 
 
 def _as_pair(name: str, value: Sequence[str]) -> PromptPair:
-    if isinstance(value, str) or len(value) != 2:
+    if not name.strip():
+        raise ValueError(f'a degradation name must not be empty, got {name!r} (it names a CSV column)')
+    if isinstance(value, str) or not isinstance(value, SequenceType) or len(value) != 2:
         raise ValueError(f'prompts[{name!r}] must be a pair (degraded, clean), got {value!r}')
     return prompt_pair(value[0], value[1])
 

@@ -11,6 +11,8 @@ says why), 2 for a usage or model-loading error. Under torchrun, ranks other tha
 shard is written; rank 0 gives the status of the merged CSV.
 """
 import argparse
+import math
+import os
 import sys
 from typing import List, Optional, Sequence, Tuple
 
@@ -33,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                '--output FILE (see the README, "Scoring at scale").')
     parser.add_argument('inputs', nargs='*', help='image files, folders or glob patterns (quote the patterns)')
     parser.add_argument('--files-from', metavar='LIST',
-                        help='also read inputs from LIST, one a line (files, folders or patterns, UTF-8; empty lines '
-                             'skipped); a missing file gets an error row, a file listed twice is scored once')
+                        help='also read inputs from LIST, one a line (files, folders or patterns, UTF-8 or the bytes '
+                             'of the file names; empty lines skipped); a missing file gets an error row, a file listed '
+                             'twice is scored once')
     parser.add_argument('--output', '-o', default=None, metavar='FILE',
                         help='write the CSV here and the settings to FILE.settings.json; the run can be resumed '
                              '(work kept in FILE.shards/ until done; default: CSV on stdout)')
@@ -76,10 +79,15 @@ def plan_inputs(args: argparse.Namespace) -> Tuple[List[Tuple[str, str]], str]:
     if args.files_from:
         try:
             inputs += read_path_list(args.files_from)
-        except (OSError, UnicodeDecodeError) as error:
+        except (OSError, ValueError) as error:  # UnicodeDecodeError, a NUL byte
             return [], f'--files-from {args.files_from}: {error}'
     rows = collect_input_rows(inputs, args.recursive)
-    problem = output_problem(args.output, {real for _, real, _ in rows}) if args.output else ''
+    read = {real: 'one of the input images' for _, real, _ in rows}
+    for option in ('pretrained', 'prompts', 'files_from'):
+        value = getattr(args, option)
+        if value and os.path.exists(value):
+            read[os.path.realpath(value)] = f'the --{option.replace("_", "-")} file'
+    problem = output_problem(args.output, read) if args.output else ''
     return [(path, problem) for path, _, problem in rows], problem
 
 
@@ -88,8 +96,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.batch_size < 1 or args.workers < 0:
         parser.error('--batch-size must be >= 1 and --workers >= 0')
-    if args.max_pixels < 0 or args.max_aspect_ratio < 0:
-        parser.error('--max-pixels and --max-aspect-ratio must be >= 0 (0 = no limit)')
+    if args.max_pixels < 0 or not 0 <= args.max_aspect_ratio < math.inf:
+        parser.error('--max-pixels and --max-aspect-ratio must be finite numbers >= 0 (0 = no limit)')
+    if args.short_side is not None and args.short_side < 1:
+        parser.error(f'--short-side must be a positive number of pixels, got {args.short_side} (leave it out to '
+                     'keep the full size)')
     if not args.inputs and not args.files_from:
         parser.error('give image files, folders or patterns, or --files-from LIST')
     from ddr_basicsr.iqa.shards import launch_from_environment
@@ -127,8 +138,10 @@ def score_files(args: argparse.Namespace, launch=None) -> int:
     options = {'batch_size': args.batch_size, 'workers': args.workers, 'short_side': args.short_side,
                'max_pixels': args.max_pixels or None, 'max_aspect_ratio': args.max_aspect_ratio or None}
     settings = shards.run_settings(ddr, options) if ddr is not None else None
+    lock = None
     if args.output and launch.rank == 0 and not problem:
         try:
+            lock = shards.lock_run(shards.shards_folder(args.output))
             shards.prepare_shards(shards.shards_folder(args.output), rows, settings)
         except (shards.ShardError, OSError) as error:
             problem = f'--output {args.output}: {error}'
@@ -141,6 +154,9 @@ def score_files(args: argparse.Namespace, launch=None) -> int:
         return score_through_shards(ddr, args, launch, options, settings)
     except shards.ShardError as error:
         return report_error(f'--output {args.output}: {error}')
+    finally:
+        if lock is not None:
+            lock.close()
 
 
 def score_to_stdout(ddr, rows: List[Tuple[str, str]], options: dict, progress: bool) -> int:
@@ -151,7 +167,13 @@ def score_to_stdout(ddr, rows: List[Tuple[str, str]], options: dict, progress: b
     todo = [index for index, (_, problem) in enumerate(rows) if not problem]
     for result in iter_quality_scores(ddr, [rows[index][0] for index in todo], progress=progress, **options):
         results[todo[result.index]] = result
-    sys.stdout.write(format_csv(results, ddr.degradation_names))
+    text = format_csv(results, ddr.degradation_names)
+    if hasattr(sys.stdout, 'buffer'):  # file names that are not UTF-8 keep their bytes
+        sys.stdout.flush()
+        sys.stdout.buffer.write(text.encode(sys.stdout.encoding or 'utf-8', 'surrogateescape'))
+        sys.stdout.buffer.flush()
+    else:
+        sys.stdout.write(text)
     return report_failures(results)
 
 

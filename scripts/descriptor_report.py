@@ -52,7 +52,10 @@ def gather_images(args: argparse.Namespace) -> Dict[str, Optional[float]]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.top_k < 1:
+        parser.error(f'--top-k must be at least 1 (images per side of each montage row), got {args.top_k}')
     from ddr_basicsr.iqa.descriptor import descriptor_report  # torch, scipy, matplotlib: after parsing
     try:
         images = gather_images(args)

@@ -8,6 +8,7 @@ Exit status 0 when every checkpoint is in place and verified, 1 otherwise. The l
 are in ddr_basicsr/pretrained.py.
 """
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -25,6 +26,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--folder', default=PRETRAINED_FOLDER, help=f'where they go (default: {PRETRAINED_FOLDER})')
     parser.add_argument('--offline', action='store_true', help='download nothing; verify what is there')
     args = parser.parse_args(argv)
+    existing = args.folder
+    while existing and not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if existing and not os.path.isdir(existing):
+        parser.error(f'--folder {args.folder}: {existing} is a file, not a folder; give a folder for the checkpoints')
     status, lines = run(args.folder, args.names, args.offline)
     for line in lines:
         print(line)

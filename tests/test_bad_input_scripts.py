@@ -25,7 +25,7 @@ from ddr_basicsr.data.iqa_datasets import load_dataset
 from ddr_basicsr.iqa import descriptor, evaluation
 from test_eval_biqa import load_script
 from test_iqa_datasets import write_csiq, write_image, write_kadid10k, write_koniq10k, write_tid2013
-from test_prepare_datasets import no_partials, read_lmdb, seed_of, write_pair
+from test_prepare_datasets import make_realsr_city100, no_partials, read_lmdb, realsr_args, seed_of, write_pair
 
 CASES: Dict[str, Callable] = {}
 
@@ -419,6 +419,102 @@ def gopro_missing_input_folder(tmp_path, capsys, monkeypatch):
     _, arguments, before = prepare_with_a_complete_earlier_output(tmp_path, capsys, '.png')
     shutil.rmtree(tmp_path / 'in' / 'train')
     check_refused_and_kept(tmp_path, capsys, arguments, before, tmp_path / 'in' / 'train')
+
+
+# --------------------------------------------------------------------------- issue 27: caches, reports, scripts
+@case
+def cache_of_another_copy_of_the_dataset_is_not_reused(tmp_path, capsys, monkeypatch):
+    calls, _ = stand_in_niqe(monkeypatch)
+    csiq_run(tmp_path, capsys)
+    shutil.copytree(tmp_path / 'csiq', tmp_path / 'csiq-copy')
+    calls.clear()
+    status, _ = run_eval(tmp_path / 'csiq-copy', tmp_path / 'out', capsys)
+    assert status == 0 and len(calls) == 6  # scored afresh, not taken from the first copy's cache
+    assert len(list((tmp_path / 'out' / 'cache').glob('csiq-niqe-*.jsonl'))) == 2
+
+
+@case
+def cache_with_an_appended_duplicate_record(tmp_path, capsys, monkeypatch):
+    stand_in_niqe(monkeypatch)
+    cache = csiq_run(tmp_path, capsys)
+    record = json.loads(cache.read_text().splitlines()[2])
+    with open(cache, 'a') as handle:
+        handle.write(json.dumps({**record, 'niqe': 99.0}) + '\n')
+    before = snapshot(tmp_path / 'out')
+    status, err = run_eval(tmp_path / 'csiq', tmp_path / 'out', capsys)
+    assert status == 2 and f'score cache {cache}, line 8: a second record of {record["image"]}' in err
+    assert snapshot(tmp_path / 'out') == before
+
+
+def descriptor_mos_value(value, tmp_path, capsys, monkeypatch):
+    for name in ('a.png', 'b.png'):
+        write_image(str(tmp_path / 'imgs' / name), 1, (64, 64))
+    (tmp_path / 'mos.csv').write_text(f'image,mos\na.png,3\nb.png,{value}\n')
+    status = descriptor_script.main([str(tmp_path / 'imgs'), '--mos-csv', str(tmp_path / 'mos.csv'), '--output-dir',
+                                     str(tmp_path / 'out'), '--pretrained', str(TINY_CLIP), '--device', 'cpu'])
+    err = capsys.readouterr().err
+    assert status == 2 and not (tmp_path / 'out').exists()
+    assert f"descriptor_report.py: error: {tmp_path / 'mos.csv'} line 3: column mos of image 'b.png' is {value!r}, " \
+           'not a finite number; fix or remove that row' in err
+
+
+cases(descriptor_mos_value, {'descriptor_mos_csv_text_value': ('good',), 'descriptor_mos_csv_nan_value': ('nan',),
+                             'descriptor_mos_csv_empty_value': ('',)})
+
+
+def descriptor_top_k(value, tmp_path, capsys, monkeypatch):
+    write_image(str(tmp_path / 'imgs' / 'a.png'), 1, (64, 64))
+    with pytest.raises(SystemExit) as stop:
+        descriptor_script.main([str(tmp_path / 'imgs'), '--top-k', value, '--output-dir', str(tmp_path / 'out')])
+    assert stop.value.code == 2 and not (tmp_path / 'out').exists()
+    assert f'--top-k must be at least 1 (images per side of each montage row), got {value}' in capsys.readouterr().err
+
+
+cases(descriptor_top_k, {'descriptor_top_k_zero': ('0',), 'descriptor_top_k_negative': ('-3',)})
+
+
+reproduce = load_script('reproduce')
+
+
+@case
+def reproduce_fig1_missing_image(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr('ddr_basicsr.losses.lpips_loss.LPIPSLoss', lambda **kwargs: pytest.fail('weights looked for'))
+    status = reproduce.main(['fig1', '--images', str(tmp_path / 'absent.png'), '--output-dir', str(tmp_path / 'out')])
+    err = capsys.readouterr().err
+    assert status == 2 and f'reproduce.py fig1: error: image file not found: {tmp_path / "absent.png"}' in err
+    assert not (tmp_path / 'out').exists()
+
+
+def reproduce_missing_results_root(command, tmp_path, capsys, monkeypatch):
+    status = reproduce.main([command, '--output-dir', str(tmp_path / 'out'), '--results-root', str(tmp_path / 'runs')])
+    err = capsys.readouterr().err
+    assert status == 2 and not (tmp_path / 'out').exists()
+    assert f'reproduce.py {command}: error: --results-root {tmp_path / "runs"}: no results/ or experiments/ folder ' \
+           'there' in err
+
+
+cases(reproduce_missing_results_root, {'reproduce_tables4_6_missing_results_root': ('tables4-6',),
+                                       'reproduce_finetunes_missing_results_root': ('finetunes',)})
+
+
+@case
+def get_pretrained_folder_that_is_a_file(tmp_path, capsys, monkeypatch):
+    (tmp_path / 'models').write_text('keep me')
+    with pytest.raises(SystemExit) as stop:
+        load_script('get_pretrained').main(['--folder', str(tmp_path / 'models'), '--offline'])
+    assert stop.value.code == 2 and (tmp_path / 'models').read_text() == 'keep me'
+    assert f'--folder {tmp_path / "models"}: {tmp_path / "models"} is a file, not a folder' in capsys.readouterr().err
+
+
+@case
+def realsr_missing_partner_in_the_test_split_writes_no_split(tmp_path, capsys, monkeypatch):
+    make_realsr_city100(tmp_path / 'in')
+    partner = tmp_path / 'in' / 'RealSR' / 'Nikon' / 'Test' / '4' / 'Nikon_003_LR4.png'
+    partner.unlink()
+    status = load_script('prepare_realsr_city100').main(realsr_args(tmp_path / 'in', '--crop-size', '0'))
+    err = capsys.readouterr().err
+    assert status == 1 and 'prepare_realsr_city100.py: error: Unmatched images.' in err and 'Nikon_003' in err
+    assert not (tmp_path / 'in' / 'datasets').exists()  # the train split was not written first
 
 
 @pytest.mark.parametrize('name', CASES)

@@ -107,7 +107,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_csv(photos, tiny_clip_path, r
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     folder = tmp_path / 'scores.csv.shards'
     assert not output.exists() and sorted(os.listdir(folder)) == [
-        'carried.jsonl', 'plan.json', 'rank-00000-of-00001.partial.jsonl']
+        'carried.jsonl', 'lock', 'plan.json', 'rank-00000-of-00001.partial.jsonl']
     partial = folder / 'rank-00000-of-00001.partial.jsonl'
     assert len(partial.read_text().splitlines()) == 2
     with open(partial, 'a') as stream:

@@ -460,9 +460,10 @@ def run_plans(plans: Iterable[SplitPlan], *, compress_level: int = 1, workers: i
               dry_run: bool = False) -> Iterator[str]:
     """Write each plan's split (nothing for ``dry_run``), yielding the report lines as it goes.
 
-    Lazy: nothing is checked or written until the result is iterated. Complete outputs are skipped unless
-    ``overwrite``.
+    Lazy: nothing is checked or written until the result is iterated; then every split is checked (pairs, sizes)
+    before the first is written. Complete outputs are skipped unless ``overwrite``.
     """
+    plans = list(plans)  # plan generators check their split: a bad test split must stop the run before train is written
     for plan in plans:
         yield from plan.warnings
         yield plan.describe(overwrite)

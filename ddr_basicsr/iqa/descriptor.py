@@ -108,7 +108,14 @@ def read_mos_csv(path: str, name_column: str, mos_column: str, lower_better: boo
             name = os.path.basename(row[name_column].strip())
             if name in quality:
                 raise ValueError(f'{path}: image name {name!r} appears twice; names are matched by basename')
-            quality[name] = -float(row[mos_column]) if lower_better else float(row[mos_column])
+            try:
+                value = float(row[mos_column])
+            except (TypeError, ValueError):  # an empty, missing or text cell
+                value = math.nan
+            if not math.isfinite(value):
+                raise ValueError(f'{path} line {reader.line_num}: column {mos_column} of image {name!r} is '
+                                 f'{row[mos_column]!r}, not a finite number; fix or remove that row')
+            quality[name] = -value if lower_better else value
     return quality
 
 

@@ -119,6 +119,8 @@ class ScoreCache:
                 score = f'"{self.metric}": <number>, ' if self.metric else ''
                 shown = line[:80].decode('utf-8', errors='replace')
                 raise self._corrupt(number, f'expected {{"image": <name>, {score}...}}, got {shown!r}')
+            if record['image'] in self.records:
+                raise self._corrupt(number, f'a second record of {record["image"]}')
             if self.metric is None or math.isfinite(record[self.metric]):
                 self.records[record['image']] = record
         return True
@@ -406,9 +408,11 @@ def dataset_options(name: str, koniq_resolution: str = '1024x768', koniq_score: 
 
 
 def metric_settings(name: str, metric: str, options: Mapping, short_side: Optional[int],
-                    ddr: Optional[DDR]) -> dict:
-    """Everything the per-image scores of ``metric`` on dataset ``name`` depend on (the cache key)."""
+                    ddr: Optional[DDR], root: Optional[str] = None) -> dict:
+    """Everything the per-image scores of ``metric`` on dataset ``name`` (at ``root``) depend on (the cache key)."""
     settings = {'dataset': name, 'metric': metric, 'loader_options': dict(options), 'short_side': short_side}
+    if root is not None:  # another copy of a dataset (re-encoded, edited) gets its own scores
+        settings['root'] = os.path.realpath(root)
     if metric == 'ddr':
         settings.update(ddr_settings(ddr))
     return settings
@@ -461,7 +465,7 @@ def evaluate(datasets: Sequence[Tuple[str, str]], output_dir: str, metrics: Sequ
         dataset = load_dataset(name, root, **options)
         caches = {}
         for metric in metrics:
-            key = metric_settings(name, metric, options, short_side, ddr)
+            key = metric_settings(name, metric, options, short_side, ddr, root)
             cache_path = os.path.join(output_dir, 'cache', f'{name}-{metric}-{settings_hash(key)}.jsonl')
             cache = caches[metric] = ScoreCache(cache_path, key, metric)
             if metric == 'ddr':

@@ -31,6 +31,9 @@ from ddr_basicsr.prompts import BIQA_DEGRADATIONS
 
 #: Images of one size kept waiting for a full batch, at most this many batches' worth in all.
 MAX_PENDING_BATCHES = 4
+#: Pixels of one encoder call at most: images of one size go ``batch_size`` at a time or fewer, so that a batch
+#: holds at most this many pixels (at least one image). 32 images of 64 MP were 25 GB as float32 on a CPU.
+MAX_BATCH_PIXELS = 2 ** 26
 #: Files decoded per worker task (their images cross to the main process stacked by size).
 DECODE_CHUNK = 8
 
@@ -88,9 +91,20 @@ def stack_by_size(samples: List[Tuple[int, Optional[torch.Tensor], str]]) -> Tup
 
 
 def score_images(ddr: DDR, images: List[torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """{degradation: DDR_d} of equal-size (3, H, W) images: the single call site of the DDR model."""
-    batch = [to_float(image.to(ddr.device, non_blocking=True)) for image in images]
-    return ddr.quality_responses(batch, batch_size=len(batch))
+    """{degradation: DDR_d} of equal-size (3, H, W) images: the single call site of the DDR model (a batch of one
+    dtype is converted to float once, in place of one copy per image and one stacked)."""
+    if len({image.dtype for image in images}) > 1:  # 8-bit and 16-bit images of one size
+        images = [to_float(image) for image in images]
+    batch = to_float(torch.stack(images).to(ddr.device, non_blocking=True))
+    with torch.no_grad():
+        matrix = ddr.response_matrix(batch)
+    return {name: matrix[:, index] for index, name in enumerate(ddr.degradation_names)}
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """A failed allocation: CUDA's, or the CPU's (a MemoryError, or a RuntimeError of torch's CPU allocator)."""
+    return (isinstance(error, (torch.OutOfMemoryError, MemoryError))
+            or any(text in str(error) for text in ("can't allocate memory", 'not enough memory')))
 
 
 def _score_group(ddr: DDR, paths: Sequence[str], group: List[Tuple[int, torch.Tensor]]) -> List[ImageScore]:
@@ -98,7 +112,9 @@ def _score_group(ddr: DDR, paths: Sequence[str], group: List[Tuple[int, torch.Te
         responses = score_images(ddr, [image for _, image in group])
     except ValueError as error:  # e.g. an image too small for DDR: every image of the group has its size
         return [ImageScore(index, paths[index], error=str(error)) for index, _ in group]
-    except torch.OutOfMemoryError:
+    except (RuntimeError, MemoryError) as error:
+        if not _out_of_memory(error):
+            raise
         if len(group) > 1:  # try the images one at a time
             return [result for member in group for result in _score_group(ddr, paths, [member])]
         index, image = group[0]
@@ -120,7 +136,7 @@ def iter_quality_scores(ddr: DDR, paths: Sequence[str], batch_size: int = 32, wo
     ``workers`` decoding processes (0: decode in this process); ``short_side`` resizes each image so its
     shorter side is at most that many pixels (:func:`~ddr_basicsr.image_io.resize_short_side`). A file
     beyond ``max_pixels`` or ``max_aspect_ratio`` (None: no limit) and an image that runs out of memory get
-    an error row; the others are scored.
+    an error row; the others are scored. A batch holds at most :data:`MAX_BATCH_PIXELS` pixels.
     """
     if batch_size < 1:
         raise ValueError(f'batch_size must be at least 1, got {batch_size}')
@@ -131,16 +147,22 @@ def iter_quality_scores(ddr: DDR, paths: Sequence[str], batch_size: int = 32, wo
                         collate_fn=stack_by_size,
                         prefetch_factor=max(2, -(-batch_size // (workers * DECODE_CHUNK))) if workers else None)
     groups: Dict[Tuple[int, ...], List[Tuple[int, torch.Tensor]]] = defaultdict(list)
-    pending = 0
+    pending = pending_pixels = 0
+
+    def batch_limit(shape):
+        return min(batch_size, max(1, MAX_BATCH_PIXELS // (shape[1] * shape[2])))
+
     with tqdm(total=len(paths), unit='img', desc=description, disable=not progress, file=sys.stderr) as bar:
         def flush(shape):
-            nonlocal pending
-            group, rest = groups[shape][:batch_size], groups[shape][batch_size:]
+            nonlocal pending, pending_pixels
+            limit = batch_limit(shape)
+            group, rest = groups[shape][:limit], groups[shape][limit:]
             if rest:
                 groups[shape] = rest
             else:
                 del groups[shape]
             pending -= len(group)
+            pending_pixels -= len(group) * shape[1] * shape[2]
             results = _score_group(ddr, paths, group)
             bar.update(len(results))
             return results
@@ -153,9 +175,11 @@ def iter_quality_scores(ddr: DDR, paths: Sequence[str], batch_size: int = 32, wo
                 shape = tuple(stack.shape[1:])
                 groups[shape].extend(zip(indices, stack.unbind(0)))
                 pending += len(indices)
-                while len(groups.get(shape, ())) >= batch_size:
+                pending_pixels += len(indices) * shape[1] * shape[2]
+                while len(groups.get(shape, ())) >= batch_limit(shape):
                     yield from flush(shape)
-                if pending >= MAX_PENDING_BATCHES * batch_size:
+                while (pending >= MAX_PENDING_BATCHES * batch_size
+                       or pending_pixels > MAX_PENDING_BATCHES * MAX_BATCH_PIXELS):
                     yield from flush(max(groups, key=lambda key: len(groups[key])))
         while groups:
             yield from flush(next(iter(groups)))
@@ -165,9 +189,10 @@ def _has_wildcard(text: str) -> bool:
     return any(char in text for char in '*?[')
 
 
-def _walk_files(top: str, recursive: bool) -> Iterator[Tuple[str, str]]:
+def _walk_files(top: str, recursive: bool, unreadable: Optional[list] = None) -> Iterator[Tuple[str, str]]:
     """(path, real path) of the files in folder ``top`` (and its sub-folders when ``recursive``), hidden names
-    skipped. Symlinked folders are followed, but each real folder is entered once, so a symlink loop ends."""
+    skipped. Symlinked folders are followed, but each real folder is entered once, so a symlink loop ends. A folder
+    that cannot be listed is added to ``unreadable`` as a (path, real path, problem) row."""
     visited = set()
     pending = [(top, os.path.realpath(top))]
     while pending:
@@ -177,7 +202,10 @@ def _walk_files(top: str, recursive: bool) -> Iterator[Tuple[str, str]]:
         visited.add(real_folder)
         try:
             entries = list(os.scandir(folder))
-        except OSError:  # unreadable, or vanished while walking
+        except OSError as error:  # unreadable, or vanished while walking
+            if unreadable is not None:
+                unreadable.append((folder, real_folder, f'cannot list this folder ({error.strerror}); its images '
+                                                        'are not scored'))
             continue
         for entry in entries:
             if entry.name.startswith('.'):
@@ -202,7 +230,7 @@ def _matches(names: Sequence[str], parts: Sequence[str]) -> bool:
     return bool(names) and fnmatch.fnmatchcase(names[0], parts[0]) and _matches(names[1:], parts[1:])
 
 
-def _glob_files(pattern: str) -> Iterator[Tuple[str, str]]:
+def _glob_files(pattern: str, unreadable: Optional[list] = None) -> Iterator[Tuple[str, str]]:
     """(path, real path) of the files matching ``pattern``; a recursive '**' pattern is matched while walking
     its fixed leading folder with :func:`_walk_files` (glob.glob follows symlink loops without end)."""
     parts = pattern.split(os.sep)
@@ -211,7 +239,7 @@ def _glob_files(pattern: str) -> Iterator[Tuple[str, str]]:
         return
     fixed = next(index for index, part in enumerate(parts) if _has_wildcard(part))
     top = os.sep.join(parts[:fixed]) or ('.' if fixed == 0 else os.sep)
-    for path, real in _walk_files(top, recursive=True):
+    for path, real in _walk_files(top, True, unreadable):
         names = os.path.relpath(path, top).split(os.sep)
         if _matches(names, parts[fixed:]):
             yield (os.path.relpath(path) if fixed == 0 else path), real
@@ -224,20 +252,24 @@ def collect_input_rows(inputs: Sequence[str], recursive: bool = False) -> List[T
     sorted, including sub-folders when ``recursive`` (symlinked folders are followed, each real folder once).
     Explicit files are kept whatever their extension. A file reached twice (the same real path: repeated
     entries, symlinks) is listed once, where it first appears. ``problem`` is empty, or says why the row
-    cannot be scored (a pattern matching nothing, an empty folder).
+    cannot be scored (a pattern matching nothing, an empty folder, a folder that cannot be listed).
     """
     rows: List[Tuple[str, str, str]] = []
     for item in inputs:
+        unreadable: List[Tuple[str, str, str]] = []
         if os.path.isdir(item):
-            found = sorted((path, real) for path, real in _walk_files(item, recursive) if is_image_file(path))
+            found = sorted((path, real) for path, real in _walk_files(item, recursive, unreadable)
+                           if is_image_file(path))
             rows.extend((path, real, '') for path, real in found)
-            if not found:
+            rows.extend(unreadable)
+            if not found and not unreadable:
                 problem = 'no image file in this folder' + ('' if recursive else ' (try --recursive)')
                 rows.append((item, os.path.realpath(item), problem))
         elif _has_wildcard(item) and not os.path.exists(item):
-            found = sorted(_glob_files(item))
+            found = sorted(_glob_files(item, unreadable))
             rows.extend((path, real, '') for path, real in found)
-            if not found:
+            rows.extend(unreadable)
+            if not found and not unreadable:
                 rows.append((item, item, 'no file matches this pattern'))
         else:
             rows.append((item, os.path.realpath(item), ''))
@@ -256,10 +288,16 @@ def collect_inputs(inputs: Sequence[str], recursive: bool = False) -> List[Tuple
 
 
 def read_path_list(path: str) -> List[str]:
-    """The entries of a ``--files-from`` file: one path (or folder, or glob pattern) a line, UTF-8; line
-    endings stripped, empty lines skipped."""
-    with open(path, encoding='utf-8') as handle:
-        return [line for line in handle.read().splitlines() if line]
+    """The entries of a ``--files-from`` file: one path (or folder, or glob pattern) a line, UTF-8 (names that are
+    not are kept as their bytes); line endings stripped, empty lines skipped. A NUL byte (a binary file,
+    ``find -print0``) is a ValueError."""
+    with open(path, encoding='utf-8', errors='surrogateescape') as handle:
+        lines = handle.read().splitlines()
+    for number, line in enumerate(lines, 1):
+        if '\0' in line:
+            raise ValueError(f'line {number} holds a NUL byte; expected one path a line (a list from find -print0? '
+                             'use find -print)')
+    return [line for line in lines if line]
 
 
 def load_prompts(path: str) -> Union[str, Dict[str, List[str]]]:
@@ -268,7 +306,10 @@ def load_prompts(path: str) -> Union[str, Dict[str, List[str]]]:
     if path.endswith('.pt'):
         return path
     with open(path, encoding='utf-8') as handle:
-        prompts = yaml.safe_load(handle)
+        try:
+            prompts = yaml.safe_load(handle)
+        except yaml.YAMLError as error:
+            raise ValueError(f'{path} is not valid YAML/JSON: {" ".join(str(error).split())}') from None
     if not isinstance(prompts, dict) or not prompts:
         raise ValueError(f'{path}: expected a mapping {{name: [degraded prompt, clean prompt]}}, '
                          f'e.g. {{"haze": ["hazy", "clear"]}}')

@@ -4,6 +4,7 @@ A run that writes ``scores.csv`` keeps its work in the folder ``scores.csv.shard
 
 * ``plan.json``: the settings the scores depend on and the planned rows (path, problem), written by rank 0
   before any process scores;
+* ``lock``: locked by rank 0 while the run lasts, so a second run with the same output at the same time is refused;
 * ``carried.jsonl``: the records of earlier interrupted runs with the same settings (rank 0 gathers them);
 * ``rank-RRRRR-of-WWWWW.partial.jsonl``: one JSON record per image, appended and flushed as each is scored;
   renamed to ``rank-RRRRR-of-WWWWW.jsonl`` (atomic) when the process has scored its share.
@@ -14,13 +15,14 @@ into the CSV and the settings into ``scores.csv.settings.json`` (both written at
 folder. A re-run after a crash finds the records of finished images (and finished shards) and scores the rest;
 records with an error are retried. Settings that differ from the folder's are refused.
 """
+import fcntl
 import json
 import os
 import shutil
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import IO, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ddr_basicsr.atomic_files import write_text_atomically
 from ddr_basicsr.ddr import DDR
@@ -30,6 +32,9 @@ SHARDS_SUFFIX = '.shards'
 SETTINGS_SUFFIX = '.settings.json'
 PLAN_FILE = 'plan.json'
 CARRIED_FILE = 'carried.jsonl'
+LOCK_FILE = 'lock'
+#: What an atomic write adds to a file name at most ('.' + name + '.partial-' + 8 random characters).
+TEMPORARY_NAME_EXTRA = '..partial-XXXXXXXX'
 #: How long processes wait for each other at the start (rank 0 lists the inputs while the others load CLIP).
 START_TIMEOUT = timedelta(hours=2)
 #: Seconds between two looks of rank 0 at the other processes' shards (progress, waiting for them).
@@ -108,21 +113,58 @@ def _writable_folder_problem(path: str) -> str:
     return ''
 
 
-def output_problem(output: str, real_inputs: Set[str]) -> str:
-    """Why ``--output`` cannot be written ('' when it can): checked before anything is scored. The CSV, its
-    settings file and its shard folder must not be an input image, the CSV and settings must not be folders,
-    and the nearest existing folder above them must be writable."""
+def _name_length_problem(path: str) -> str:
+    """Why the file system cannot hold the name of ``path`` or of its temporary file ('' when it can)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    limit = os.pathconf(folder, 'PC_NAME_MAX')
+    longest = len(os.fsencode(os.path.basename(path))) + len(TEMPORARY_NAME_EXTRA)
+    if longest > limit:
+        return f'the name {os.path.basename(path)!r} is too long for this file system ({limit} bytes at most, ' \
+               f'with room for {TEMPORARY_NAME_EXTRA!r}); choose a shorter name'
+    return ''
+
+
+def output_problem(output: str, inputs: Mapping[str, str]) -> str:
+    """Why ``--output`` cannot be written ('' when it can): checked before anything is scored. ``inputs``: {real
+    path: what it is} of every file the run reads. The CSV, its settings file and its shard folder must not be
+    one of them, the CSV and settings must not be folders, the names must fit the file system, and the nearest
+    existing folder above them must be writable."""
     shards = shards_folder(output)
+    if output.endswith(('/', os.sep)):
+        return f'--output {output} ends with a separator (a folder); give a file name, e.g. ' \
+               f'{os.path.join(output, "scores.csv")}'
     for path in (output, settings_path(output)):
         if os.path.isdir(path):
             return f'--output {output}: {path} is a folder; give a file name, e.g. {os.path.join(path, "scores.csv")}'
     if os.path.exists(shards) and not os.path.isdir(shards):
         return f'--output {output}: {shards} (where the shards go) is a file; move it away'
     for path in (output, settings_path(output), shards):
-        if os.path.realpath(path) in real_inputs:
-            return f'--output {output}: {path} is one of the input images; it would be overwritten, choose another name'
+        if os.path.realpath(path) in inputs:
+            return f'--output {output}: {path} is {inputs[os.path.realpath(path)]}; it would be overwritten, ' \
+                   'choose another name'
     problem = _writable_folder_problem(output)
+    for path in (output, settings_path(output)):
+        problem = problem or _name_length_problem(path)
     return f'--output {output}: {problem}' if problem else ''
+
+
+def lock_run(folder: str) -> IO[str]:
+    """Rank 0's lock on the run writing into ``folder`` (``flock`` of ``folder/lock``, released when the returned
+    file is closed or the process ends): a second run with the same ``--output`` at the same time is refused. On a
+    file system without locks (some network file systems) the run goes on unlocked."""
+    os.makedirs(folder, exist_ok=True)
+    handle = open(os.path.join(folder, LOCK_FILE), 'a', encoding='utf-8')
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as error:
+        handle.close()
+        raise ShardError(f'another ddr-score run is writing it now ({os.path.join(folder, LOCK_FILE)} is locked); '
+                         'wait for that run to end, or choose another --output') from error
+    except OSError:  # ENOLCK, EOPNOTSUPP: locks are not supported here
+        pass
+    return handle
 
 
 def run_settings(ddr: DDR, score_options: Mapping[str, object]) -> Dict[str, object]:
@@ -286,6 +328,6 @@ def merge_shards(folder: str) -> List[ImageScore]:
 
 def finish_run(output: str, csv_text: str, settings: Mapping[str, object]) -> None:
     """Write the merged CSV and its settings file (atomically), then remove the shard folder."""
-    write_text_atomically(output, csv_text)
+    write_text_atomically(output, csv_text, errors='surrogateescape')  # file names that are not UTF-8 keep their bytes
     write_text_atomically(settings_path(output), json.dumps(settings, indent=2) + '\n')
     shutil.rmtree(shards_folder(output))

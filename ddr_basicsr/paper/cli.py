@@ -6,6 +6,7 @@ Exit status: 0 done, 1 done but some images could not be measured (listed in the
 or weights (the message says where to put them).
 """
 import argparse
+import os
 import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -118,6 +119,11 @@ def run(args: argparse.Namespace):
         if args.batch_size < 1 or args.workers < 0:
             raise ValueError('--batch-size must be >= 1 and --workers >= 0')
         model = ModelChoice(args.model, args.pretrained, args.device, args.precision, args.batch_size, args.workers)
+    results_root = getattr(args, 'results_root', None)
+    if results_root is not None and not any(os.path.isdir(os.path.join(results_root, folder))
+                                            for folder in ('results', 'experiments')):
+        raise FileNotFoundError(f'--results-root {results_root}: no results/ or experiments/ folder there; give the '
+                                'folder ddr-train and ddr-test ran in')
     sweep = {'sigmas': args.sigmas} if getattr(args, 'sigmas', None) else {}
     commands: Dict[str, Callable[[], object]] = {
         'table1': lambda: table1.table1(roots, args.output_dir, model, **sweep),

@@ -23,14 +23,14 @@ def lpips_change(paths: Sequence[str], sigma: float, net: str = 'alex', pretrain
                  weights_path: Optional[str] = None) -> list:
     """[(image, blurred image, LPIPS(image, blurred))] of each file, images as (H, W, 3) arrays in [0, 1]."""
     from ddr_basicsr.losses.lpips_loss import LPIPS_TRUNKS, LPIPSLoss
+    images = [read_image(path)[None] for path in paths]  # a missing image is named before any weights are looked for
     try:
         lpips = LPIPSLoss(net=net, pretrained=pretrained, weights_path=weights_path)
     except FileNotFoundError as error:
         raise trunk_weights_error(LPIPS_TRUNKS[net], '--lpips-weights', weights_path, error) from error
     results = []
     with torch.no_grad():
-        for path in paths:
-            image = read_image(path)[None]
+        for image in images:
             blurred = gaussian_blur(image, sigma).clamp(0, 1)
             results.append((image[0].permute(1, 2, 0).numpy(), blurred[0].permute(1, 2, 0).numpy(),
                             float(lpips(blurred, image))))
