@@ -2,6 +2,9 @@
 data pre-flight, non-finite losses, schedules changed on resume, and the fault-injection harness."""
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +21,7 @@ from ddr_basicsr.host.resume import TRAINING, ResumeMismatchError, SeededSamples
 from ddr_basicsr.losses.ddr_loss import DDRLoss
 from ddr_basicsr.models.restoration_model import NonFiniteLossError, RestorationModel
 from ddr_basicsr.models.training_guarantees import TrainingGuaranteesMixin
-from tiny_training import read_logs
+from tiny_training import logged_iterations, read_logs, subprocess_env
 
 
 @pytest.fixture(autouse=True)
@@ -89,6 +92,32 @@ def test_resume_after_sigterm_at_three_points_equals_the_uninterrupted_run(data_
         assert (state['iter'], state['epoch']) == (iteration, iteration // 5)  # the epoch in progress after it
     assert train(tmp_path, opt, '--auto_resume') == 0
     assert final_weights_equal(latest_weights(tmp_path, 'whole'), latest_weights(tmp_path, 'cut'))
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_whole_process_group_with_loader_workers_saves_and_exits_75(data_root, tmp_path):
+    """SLURM's pattern: the signal reaches every process of the job step, data-loader workers included."""
+    opt = job(data_root, 'group', total_iter=100000)
+    opt['datasets']['train']['num_worker_per_gpu'] = 2
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=100000)
+    opt['val']['val_freq'] = 100000
+    path = tmp_path / 'group.yml'
+    path.write_text(yaml.safe_dump(opt, sort_keys=False))
+    process = subprocess.Popen([sys.executable, '-m', 'ddr_basicsr.train', '--root', str(tmp_path), '-opt', str(path)],
+                               env=subprocess_env(), start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    experiment = tmp_path / 'experiments' / 'group'
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if experiment.is_dir() and len(logged_iterations(read_logs(experiment))) >= 3:
+            break
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGTERM)
+    _, err = process.communicate(timeout=240)
+    assert process.returncode == preemption.PREEMPTED_EXIT_STATUS, err[-3000:]
+    states = checkpoints.training_states(str(experiment / 'training_states'))
+    assert len(states) == 1 and checkpoints.unreadable_reason(states[0][1]) is None
+    assert checkpoints.unreadable_reason(str(experiment / 'models' / f'net_g_{states[0][0]}.pth')) is None
 
 
 def test_a_second_signal_stops_at_once(tmp_path):

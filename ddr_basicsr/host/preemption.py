@@ -1,6 +1,7 @@
 """Preemption: SIGTERM / SIGINT during training save a training state and exit with ``PREEMPTED_EXIT_STATUS``.
 
-The first signal is noted; the step in flight finishes (with its logging, checkpoint and validation), then a
+The first signal is noted; data-loader workers ignore it (:class:`IgnoringStopSignals`: SLURM signals the whole
+process group); the step in flight finishes (with its logging, checkpoint and validation), then a
 complete training state of that iteration is saved, logged, and the process exits with status 75 (``EX_TEMPFAIL``:
 "try again"; run again with ``--auto_resume``). A second signal ends the process at once. In distributed runs
 the ranks agree on the stop each iteration (one tiny all-reduce), so all of them stop after the same iteration.
@@ -8,7 +9,7 @@ the ranks agree on the stop each iteration (one tiny all-reduce), so all of them
 import os
 import signal
 from types import FrameType
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.distributed as dist
@@ -49,6 +50,22 @@ def install_stop_handlers() -> None:
             signal.signal(signum, _on_stop_signal)
     except ValueError:  # not the main thread: leave the defaults
         pass
+
+
+class IgnoringStopSignals:
+    """A data-loader ``worker_init_fn`` that makes the worker ignore SIGTERM / SIGINT, then runs ``then``.
+
+    SLURM (``--signal=TERM@...``) and Ctrl-C signal the whole process group: the loader's workers must live on
+    until the main process has finished its iteration and saved the training state; it ends them itself."""
+
+    def __init__(self, then: Optional[Callable[[int], None]] = None) -> None:
+        self.then = then
+
+    def __call__(self, worker_id: int) -> None:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+        if self.then is not None:
+            self.then(worker_id)
 
 
 def stop_requested() -> bool:

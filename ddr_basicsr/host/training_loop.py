@@ -13,7 +13,7 @@ from typing import Any, List, Optional
 import torch
 from basicsr.utils import check_resume
 
-from ddr_basicsr.host import checkpoints, resume, tell
+from ddr_basicsr.host import checkpoints, preemption, resume, tell
 
 
 def latest_training_state(folder: str) -> Optional[str]:
@@ -99,9 +99,13 @@ def load_resume_state(opt: dict) -> Optional[dict]:
 
 def build_dataloader(dataset: Any, dataset_opt: dict, num_gpu: int = 1, dist: bool = False, sampler: Any = None,
                      seed: Optional[int] = None) -> torch.utils.data.DataLoader:
-    """BasicSR's ``build_dataloader`` for plugin runs: the training loader is resumable (see :mod:`.resume`)."""
+    """BasicSR's ``build_dataloader`` for plugin runs: the training loader is resumable (see :mod:`.resume`), and
+    the workers of every loader ignore the stop signals that the main process handles (:mod:`.preemption`)."""
     from basicsr.data import build_dataloader as stock_build_dataloader
     if dataset_opt.get('phase') == 'train':
-        return resume.build_train_dataloader(stock_build_dataloader, dataset, dataset_opt, num_gpu, dist, sampler,
-                                             seed)
-    return stock_build_dataloader(dataset, dataset_opt, num_gpu=num_gpu, dist=dist, sampler=sampler, seed=seed)
+        loader = resume.build_train_dataloader(stock_build_dataloader, dataset, dataset_opt, num_gpu, dist, sampler,
+                                               seed)
+    else:
+        loader = stock_build_dataloader(dataset, dataset_opt, num_gpu=num_gpu, dist=dist, sampler=sampler, seed=seed)
+    loader.worker_init_fn = preemption.IgnoringStopSignals(loader.worker_init_fn)
+    return loader
