@@ -1,9 +1,11 @@
-"""Files written whole or not at all: write to a temporary file beside the target, then rename."""
+"""Files written whole or not at all: write to a temporary file beside the target, then rename. And a lock file
+that keeps two processes from writing the same output at once."""
+import fcntl
 import os
 import stat
 import tempfile
 from contextlib import ExitStack, contextmanager
-from typing import Iterator, List, Sequence
+from typing import IO, Iterator, List, Sequence, Tuple
 
 
 def current_umask() -> int:
@@ -51,3 +53,17 @@ def write_text_atomically(path: str, text: str, errors: str = 'strict') -> None:
     with atomic_path(path) as temporary:
         with open(temporary, 'w', encoding='utf-8', errors=errors, newline='') as stream:
             stream.write(text)
+
+
+def try_lock(path: str) -> Tuple[IO[str], bool]:
+    """Open ``path`` (created if needed) and try an exclusive ``flock`` on it without waiting: ``(file, False)``
+    when another process holds it. The lock lasts until the file is closed or the process ends (killed too). On a
+    file system without locks (some network file systems) it counts as taken."""
+    handle = open(path, 'a', encoding='utf-8')
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return handle, False
+    except OSError:  # ENOLCK, EOPNOTSUPP: locks are not supported here
+        pass
+    return handle, True

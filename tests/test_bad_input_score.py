@@ -217,12 +217,12 @@ def test_a_second_run_with_the_same_output_at_the_same_time_is_refused(tmp_path,
 
 
 def test_a_file_system_without_locks_runs_unlocked(tmp_path, tiny_clip_path, monkeypatch):
-    from ddr_basicsr.iqa import shards
+    from ddr_basicsr import atomic_files
 
     def no_locks(handle, operation):
         raise OSError(errno.ENOLCK, 'No locks available')
 
-    monkeypatch.setattr(shards.fcntl, 'flock', no_locks)
+    monkeypatch.setattr(atomic_files.fcntl, 'flock', no_locks)
     output = tmp_path / 'scores.csv'
     assert _score(tiny_clip_path, str(_image(tmp_path / 'a.png', 20, 20)), '-o', str(output)) == 0 and output.exists()
 

@@ -157,7 +157,8 @@ def test_non_finite_weights_are_never_saved():
 
 
 def _write_state(folder: Path, models: Path, iteration: int) -> None:
-    checkpoints.write_checkpoint({'iter': iteration}, str(folder / f'{iteration}.state'))
+    checkpoints.write_checkpoint({'iter': iteration, 'epoch': 0, 'optimizers': [], 'schedulers': []},
+                                 str(folder / f'{iteration}.state'))
     checkpoints.write_checkpoint({'params': {}}, str(models / f'net_g_{iteration}.pth'))
 
 

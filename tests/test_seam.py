@@ -91,6 +91,13 @@ def test_through_the_start_up_file_a_failed_attach_is_one_line_and_basicsr_still
     assert '[ddr-basicsr] not attached to BasicSR (ImportError: this open_clip is broken)' in run.stderr
 
 
+def test_a_users_own_basicsr_module_is_left_alone(tmp_path):
+    (tmp_path / 'basicsr.py').write_text('VALUE = 41\n')
+    run = subprocess.run([sys.executable, '-c', 'import basicsr; print(basicsr.VALUE + 1)'], cwd=tmp_path,
+                         env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == '42' and run.stderr == '', run.stderr
+
+
 @pytest.mark.parametrize('value', ['0', 'false', 'OFF', 'no'])
 def test_the_start_up_file_is_switched_off_by_the_usual_spellings(value):
     code = 'import sys; print("ddr_basicsr" in sys.modules, any("BasicsrImportHook" in repr(f) for f in sys.meta_path))'
@@ -333,6 +340,23 @@ def test_the_paper_pairs_start_from_the_same_network(tiny_clip_path, tmp_path, m
     reference = networks[PAIRED_RUNS[0]]
     for name in PAIRED_RUNS[1:]:
         assert all(torch.equal(reference[key], networks[name][key]) for key in reference), name
+
+
+def test_the_demos_two_runs_start_from_the_same_network(tiny_clip_path, tmp_path, monkeypatch):
+    from basicsr.models import build_model
+
+    from ddr_basicsr.demo import demo_options
+    data = write_paired_dataset(tmp_path / 'data')
+    for side in ('train', 'val'):  # the demo's folder names
+        for old, new in (('gt', 'sharp'), ('lq', 'blur')):
+            (data / side / old).rename(data / side / new)
+    monkeypatch.setattr(seam.RUN, 'forced', True)
+    networks = []
+    for with_ddr in (False, True):
+        opt = demo_options(f'demo_{with_ddr}', data, 4, tiny_clip_path, with_ddr, batch_size=2, patch=32, width=8)
+        parsed, _ = parse_plugin_options(str(tmp_path), True, ['-opt', write_options(tmp_path / 'd.yml', opt)])
+        networks.append(build_model(parsed).net_g.state_dict())
+    assert all(torch.equal(networks[0][key], networks[1][key]) for key in networks[0])
 
 
 # ---------------------------------------------------------------------------------------------------------------------

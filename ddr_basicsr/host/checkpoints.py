@@ -121,17 +121,57 @@ def unreadable_reason(path: str, map_location: Any = 'cpu') -> Optional[str]:
     return None
 
 
+def _non_finite_entry(obj: Any, where: str = '') -> Optional[str]:
+    """The path of the first floating tensor inside ``obj`` (dicts, lists) that holds NaN or Inf, else None."""
+    if torch.is_tensor(obj):
+        return where or 'a tensor' if obj.is_floating_point() and not bool(torch.isfinite(obj).all()) else None
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    for key, value in items:
+        found = _non_finite_entry(value, f'{where}[{key!r}]')
+        if found:
+            return found
+    return None
+
+
+def state_problem(path: str) -> Optional[str]:
+    """Why the training state ``path`` cannot be resumed: unreadable, not a training state (``iter`` an integer,
+    ``optimizers`` / ``schedulers`` lists), or NaN/Inf in it (None when it can)."""
+    reason = unreadable_reason(path)
+    if reason is not None:
+        return reason
+    state = torch.load(path, map_location='cpu', weights_only=True)
+    if not isinstance(state, dict) or not isinstance(state.get('iter'), int) or isinstance(state.get('iter'), bool) \
+            or not isinstance(state.get('optimizers'), list) or not isinstance(state.get('schedulers'), list):
+        return ('not a training state (it needs an integer iter and lists of optimizers and schedulers, as '
+                'BasicSR saves them)')
+    found = _non_finite_entry(state.get('optimizers'), 'optimizers')
+    return f'{found} holds NaN or Inf values' if found else None
+
+
+def network_problem(path: str) -> Optional[str]:
+    """Why the network file ``path`` cannot be resumed from: unreadable, not a mapping, or NaN/Inf weights."""
+    reason = unreadable_reason(path)
+    if reason is not None:
+        return reason
+    network = torch.load(path, map_location='cpu', weights_only=True)
+    if not isinstance(network, dict):
+        return f'a {type(network).__name__}, not a state dict'
+    found = _non_finite_entry(network)
+    return f'{found} holds NaN or Inf values' if found else None
+
+
 def newest_readable_state(states_folder: str, models_folder: str, network_labels: List[str],
                           report: Callable[[str], None]) -> Optional[str]:
-    """Path of the newest ``<iter>.state`` that loads and whose ``net_<label>_<iter>.pth`` files load.
+    """Path of the newest ``<iter>.state`` that loads, is a finite training state, and whose
+    ``net_<label>_<iter>.pth`` files load with finite weights.
 
     Each damaged candidate is named through ``report`` with the reason; None when no state is usable.
     """
     for iteration, state_path in training_states(states_folder):
-        reason = unreadable_reason(state_path)
+        reason = state_problem(state_path)
         if reason is None:
             networks = [osp.join(models_folder, f'net_{label}_{iteration}.pth') for label in network_labels]
-            damaged = [(network, unreadable_reason(network)) for network in networks]
+            damaged = [(network, network_problem(network)) for network in networks]
             damaged = [(network, why) for network, why in damaged if why is not None]
             if not damaged:
                 return state_path

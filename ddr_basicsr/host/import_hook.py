@@ -41,8 +41,8 @@ class BasicsrImportHook:
         for finder in sys.meta_path:
             spec = finder.find_spec(fullname, path, target) if hasattr(finder, 'find_spec') else None
             if spec is not None:
-                if spec.loader is not None:
-                    spec.loader = _AttachingLoader(spec.loader)
+                if spec.loader is not None and spec.submodule_search_locations is not None:
+                    spec.loader = _AttachingLoader(spec.loader)  # a package: BasicSR, not a user's basicsr.py
                 return spec
         return None
 

@@ -297,12 +297,27 @@ def check_dataset_paths(opt: dict) -> None:
             dataset_opt[key] = osp.abspath(value)
 
 
-def check_experiment_name(opt: dict) -> None:
-    """``name`` becomes a folder under experiments/ and results/: one plain folder name, no path."""
+#: What BasicSR appends to an experiment name in file and folder names: ``<name>_archived_<YYYYmmdd_HHMMSS>`` and
+#: ``train_<name>_<YYYYmmdd_HHMMSS>.log``.
+NAME_ADDITIONS = max(len('_archived_20261206_010203'), len('train__20261206_010203.log'))
+
+
+def check_experiment_name(opt: dict, root: str = '.') -> None:
+    """``name`` becomes a folder under experiments/ and results/: one plain folder name, no path, short enough for
+    the file system with what BasicSR appends to it."""
     name = opt.get('name')
     if not isinstance(name, str) or not name.strip() or name in ('.', '..') or any(sep in name for sep in '/\\'):
         raise ValueError(f"name {name!r} must be a plain folder name (it becomes experiments/<name> and "
                          "results/<name>): no '/', '\\', '.' or '..'")
+    folder = next((path for path in (root, os.getcwd()) if osp.isdir(path)), '.')
+    try:
+        limit = os.pathconf(folder, 'PC_NAME_MAX')
+    except (OSError, ValueError, AttributeError):
+        limit = 255
+    if len(name.encode('utf-8', 'surrogateescape')) + NAME_ADDITIONS > limit:
+        raise ValueError(f'name is {len(name.encode("utf-8", "surrogateescape"))} bytes long: with what BasicSR '
+                         f'appends to it (log and archive names, {NAME_ADDITIONS} bytes) it would exceed the file '
+                         f'system limit of {limit} bytes per name; shorten it')
 
 
 def knows_every_key(opt: Mapping) -> bool:

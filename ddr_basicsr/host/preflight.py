@@ -104,8 +104,13 @@ def _entries(dataset) -> List[Dict[str, str]]:
     return entries
 
 
-def check_disk_dataset(label: str, entries: List[Dict[str, str]], scale: int, workers: int) -> List[str]:
-    """Problems of a disk dataset: unreadable/empty images and LQ/GT pairs whose sizes do not match ``scale``."""
+def check_disk_dataset(label: str, entries: List[Dict[str, str]], scale: int, workers: int,
+                       gt_size: Optional[int] = None, min_output_side: int = 0) -> List[str]:
+    """Problems of a disk dataset: no images, unreadable/empty images, LQ/GT pairs whose sizes do not match
+    ``scale``, GT images smaller than the training crop ``gt_size``, and outputs (GT size) with a side below
+    ``min_output_side`` (a validation metric that cannot score them)."""
+    if not entries:
+        return [f'{label}: the dataset is empty (no images in its folders)']
     paths = sorted({path for entry in entries for path in entry.values()})
     sizes = _with_progress(paths, label, workers)
     problems = [f'{path}: {reason}' for path, (_, reason) in sizes.items() if reason]
@@ -114,6 +119,12 @@ def check_disk_dataset(label: str, entries: List[Dict[str, str]], scale: int, wo
         if lq and gt and (lq[0] * scale, lq[1] * scale) != gt:
             problems.append(f"{entry['lq_path']} ({lq[0]}x{lq[1]}) does not match {entry['gt_path']} "
                             f'({gt[0]}x{gt[1]}) at scale {scale}')
+        if gt and gt_size and min(gt) < gt_size:
+            problems.append(f"{entry['gt_path']} ({gt[0]}x{gt[1]}) is smaller than {label}.gt_size = {gt_size}, "
+                            'the training crop: lower gt_size or remove the image')
+        if gt and min(gt) < min_output_side:
+            problems.append(f"{entry['gt_path']} ({gt[0]}x{gt[1]}): calculate_ddr needs both sides of the output "
+                            f'to be at least {min_output_side} px; remove the image or the metric')
     return problems
 
 
@@ -148,6 +159,46 @@ def check_first_sample(label: str, dataset) -> List[str]:
     return []
 
 
+def ddr_metric_min_side(opt: Mapping) -> int:
+    """The smallest image side ``calculate_ddr`` scores when it is a validation metric of ``opt`` (else 0)."""
+    metrics = ((opt.get('val') or {}).get('metrics') or {}).values()
+    if not any(isinstance(metric, Mapping) and metric.get('type') == 'calculate_ddr' for metric in metrics):
+        return 0
+    from ddr_basicsr.ddr import MIN_IMAGE_SIDE
+    return MIN_IMAGE_SIDE
+
+
+def check_network_files(opt: Mapping, is_train: bool) -> None:
+    """Each ``path.pretrain_network_<label>`` loads as BasicSR loads it (a mapping holding ``param_key_<label>``, or
+    ``params``); a test run of the plugin's models needs ``pretrain_network_g``. Errors name the file and the fix."""
+    from ddr_basicsr.host.checkpoints import unreadable_reason
+    path_opt = opt.get('path') or {}
+    if not is_train and not path_opt.get('pretrain_network_g'):
+        raise ValueError('path.pretrain_network_g is not set: the test would evaluate a randomly initialised '
+                         'network; set it to the trained net_g_<iter>.pth (or net_g_latest.pth)')
+    if path_opt.get('resume_state') or opt.get('auto_resume'):
+        return  # the networks of the resumed state are checked with it
+    for label in (key[len('network_'):] for key in opt if key.startswith('network_')):
+        path = path_opt.get(f'pretrain_network_{label}')
+        if not path:
+            continue
+        where = f'path.pretrain_network_{label}'
+        reason = unreadable_reason(path)
+        if reason is not None:
+            raise ValueError(f"{where}: '{path}' cannot be read ({reason}); point it at a network file written by "
+                             "torch.save({'params': net.state_dict()}, path)")
+        import torch
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+        param_key = path_opt.get(f'param_key_{label}', 'params')
+        if not isinstance(checkpoint, Mapping):
+            raise ValueError(f"{where}: '{path}' holds a {type(checkpoint).__name__}, not a state dict; re-save it "
+                             "with torch.save({'params': net.state_dict()}, path)")
+        if param_key is not None and param_key not in checkpoint and 'params' not in checkpoint:
+            keys = ', '.join(list(map(str, checkpoint))[:5])
+            raise ValueError(f"{where}: '{path}' has no '{param_key}' entry (its keys: {keys}); for a bare state "
+                             f'dict set path.param_key_{label}: ~')
+
+
 def check_data(opt: dict, workers: int = 8) -> None:
     """Run the pre-flight over every dataset of ``opt``; raise :class:`DataCheckError` listing all problems."""
     problems: List[str] = []
@@ -171,7 +222,11 @@ def check_data(opt: dict, workers: int = 8) -> None:
             problems += check_first_sample(label, dataset)
         elif backend == 'disk':
             entries = _entries(dataset)
-            problems += check_disk_dataset(label, entries, int(options.get('scale', 1)), workers)
+            is_train = options['phase'] == 'train'
+            problems += check_disk_dataset(
+                label, entries, int(options.get('scale', 1)), workers,
+                gt_size=options.get('gt_size') if is_train and options['type'] == 'PairedImageDataset' else None,
+                min_output_side=0 if is_train else ddr_metric_min_side(opt))
             tell(f'data check {label}: {len({p for e in entries for p in e.values()})} images checked')
     if problems:
         raise DataCheckError(describe_problems(problems))

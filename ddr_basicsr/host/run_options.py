@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, List, Mapping, Optional, Sequence, T
 
 import yaml
 
+from ddr_basicsr.atomic_files import try_lock
 from ddr_basicsr.host import preflight, seam, tell
 from ddr_basicsr.host.options import (
     OrderedSafeLoader,
@@ -255,13 +256,41 @@ def parse_plugin_options(root_path: str, is_train: bool = True,
     root = choose_root(root_path)
     _set_folders(opt, root, is_train)
     with rng_states_kept():
+        preflight.check_network_files(opt, is_train)
         preflight.resolve_weights(opt, is_train)
         if is_train and not args.skip_data_check:
             preflight.check_data(opt)
     if not is_train:
         set_test_defaults(opt)
+    elif opt['rank'] == 0:
+        lock_experiment(root, opt['name'])
     _set_loop_entries_of_running_train_script()
     return PluginOptions([*opt.items(), ('root_path', root)]), args
+
+
+_experiment_lock: List[Any] = []
+
+
+def release_experiment_lock() -> None:
+    """Let go of the experiment lock of this process (``ddr-train`` does when its run returns)."""
+    while _experiment_lock:
+        _experiment_lock.pop().close()
+
+
+def lock_experiment(root: str, name: str) -> None:
+    """One training process per experiment at a time: ``experiments/.<name>.lock`` is held until the run ends (the
+    process ends, killed too, or ``ddr-train`` returns). A second run of the same experiment is refused before it
+    archives or overwrites anything of the first."""
+    release_experiment_lock()
+    folder = osp.join(root, 'experiments')
+    os.makedirs(folder, exist_ok=True)
+    path = osp.join(folder, f'.{name}.lock')
+    handle, taken = try_lock(path)
+    if not taken:
+        handle.close()
+        raise RuntimeError(f"experiment '{name}' is being trained by another process now ({path} is locked): wait "
+                           'for it to end (then --auto_resume continues it), or give this run another name')
+    _experiment_lock.append(handle)
 
 
 def _set_loop_entries_of_running_train_script() -> None:

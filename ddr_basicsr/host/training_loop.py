@@ -88,10 +88,15 @@ def load_resume_state(opt: dict) -> Optional[dict]:
     if not osp.isfile(state_path):
         raise FileNotFoundError(f"path.resume_state: training state '{state_path}' does not exist "
                                 f'(relative paths are resolved against the current directory {os.getcwd()})')
-    reason = checkpoints.unreadable_reason(state_path)
+    reason = checkpoints.state_problem(state_path)
     if reason is not None:
-        raise RuntimeError(f"path.resume_state: training state '{state_path}' cannot be read: {reason}")
+        raise RuntimeError(f"path.resume_state: training state '{state_path}' cannot be resumed: {reason}")
     resume_state = torch.load(state_path, map_location=_state_map_location(opt), weights_only=True)
+    saved_by = resume_state.get('experiment')
+    if saved_by is not None and saved_by != opt['name']:
+        raise RuntimeError(f"training state '{state_path}' was saved by the experiment '{saved_by}', not "
+                           f"'{opt['name']}'; resume it under its own name, or start a new experiment with "
+                           "path.pretrain_network_g set to that run's net_g_<iter>.pth")
     check_resume(opt, resume_state['iter'])
     tell(f"resuming from {state_path} (iteration {resume_state['iter']})")
     return resume_state

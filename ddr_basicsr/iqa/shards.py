@@ -15,7 +15,6 @@ into the CSV and the settings into ``scores.csv.settings.json`` (both written at
 folder. A re-run after a crash finds the records of finished images (and finished shards) and scores the rest;
 records with an error are retried. Settings that differ from the folder's are refused.
 """
-import fcntl
 import json
 import os
 import shutil
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import IO, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
-from ddr_basicsr.atomic_files import write_text_atomically
+from ddr_basicsr.atomic_files import try_lock, write_text_atomically
 from ddr_basicsr.ddr import DDR
 from ddr_basicsr.iqa.scoring import ImageScore, ddr_settings, iter_quality_scores
 
@@ -155,15 +154,11 @@ def lock_run(folder: str) -> IO[str]:
     file is closed or the process ends): a second run with the same ``--output`` at the same time is refused. On a
     file system without locks (some network file systems) the run goes on unlocked."""
     os.makedirs(folder, exist_ok=True)
-    handle = open(os.path.join(folder, LOCK_FILE), 'a', encoding='utf-8')
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError as error:
+    handle, taken = try_lock(os.path.join(folder, LOCK_FILE))
+    if not taken:
         handle.close()
         raise ShardError(f'another ddr-score run is writing it now ({os.path.join(folder, LOCK_FILE)} is locked); '
-                         'wait for that run to end, or choose another --output') from error
-    except OSError:  # ENOLCK, EOPNOTSUPP: locks are not supported here
-        pass
+                         'wait for that run to end, or choose another --output')
     return handle
 
 

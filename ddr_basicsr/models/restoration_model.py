@@ -397,13 +397,15 @@ class RestorationModel(OptimizerChoicesMixin, TrainingGuaranteesMixin, SRModel):
 
     def forward_padded(self, net: nn.Module, lq: Tensor) -> Tensor:
         """Reflect-pad ``lq`` to a multiple of ``val.window_size`` (else ``network_g.window_size``, as BasicSR's
-        SwinIRModel) and of the network's ``size_multiple`` (Restormer: 8), run ``net``, crop the output back."""
+        SwinIRModel) and of the network's ``size_multiple`` (Restormer: 8), run ``net``, crop the output back.
+        An image no larger than the padding (6x6 with a window of 16) is padded by repeating its edge."""
         window_size = (self.opt.get('val') or {}).get('window_size') or self.opt['network_g'].get('window_size')
         window = math.lcm(int(window_size or 1), int(getattr(net, 'size_multiple', 1)))
         height, width = lq.shape[-2:]
         pad_h, pad_w = -height % window, -width % window
-        if pad_h or pad_w:
-            lq = F.pad(lq, (0, pad_w, 0, pad_h), mode='reflect')
+        if pad_h or pad_w:  # reflect needs a pad smaller than the image: replicate the edge of smaller images
+            mode = 'reflect' if pad_h < height and pad_w < width else 'replicate'
+            lq = F.pad(lq, (0, pad_w, 0, pad_h), mode=mode)
         scale = int(self.opt.get('scale', 1))
         return net(lq)[..., :height * scale, :width * scale]
 

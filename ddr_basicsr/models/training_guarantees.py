@@ -103,14 +103,15 @@ class TrainingGuaranteesMixin:
         checkpoints.write_checkpoint(save_dict, save_path)
 
     def save_training_state(self, epoch: int, current_iter: int) -> None:
-        """BasicSR's, with the random generators of every rank and the data geometry; written atomically by rank
-        0; a failure is an error."""
+        """BasicSR's, with the random generators of every rank, the data geometry and the experiment name;
+        written atomically by rank 0; a failure is an error."""
         if current_iter == -1:
             return
         rng_states = resume.gather_rng_states()
         if self.opt.get('rank', 0) != 0:
             return
-        state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
+        state = {'epoch': epoch, 'iter': current_iter, 'experiment': self.opt.get('name'),
+                 'optimizers': [o.state_dict() for o in self.optimizers],
                  'schedulers': [s.state_dict() for s in self.schedulers], 'rng_states': rng_states,
                  'data_geometry': resume.TRAINING.data_geometry()}
         checkpoints.write_checkpoint(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
