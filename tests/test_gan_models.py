@@ -212,3 +212,39 @@ def test_every_family_has_a_registered_ddr_variant():
         variant = MODEL_REGISTRY.get(f'DDR{family}')
         assert MODEL_REGISTRY.get(family) in variant.__mro__
         assert variant.__mro__.index(MODEL_REGISTRY.get(family)) > 2  # the plugin's mixins come first
+
+
+@pytest.mark.slow
+def test_swinir_variant_trains_with_ddr(tiny_clip_path, tmp_path):
+    original = load_yaml(str(REPO_ROOT / 'tests' / 'data' / 'basicsr_options' / 'train_SwinIR_SRx2_scratch.yml'))
+    opt = json.loads(json.dumps(original))
+    data = write_synthetic_pairs(tmp_path / 'data', {'train': 2, 'val': 1}, size=48, scale=2)
+    opt.update(model_type='DDRSwinIRModel', num_gpu=0, name='tiny_swinir_ddr')
+    opt['network_g'].update(img_size=16, window_size=4, depths=[1], embed_dim=12, num_heads=[2])
+    for phase, dataset in opt['datasets'].items():
+        split = 'train' if phase == 'train' else 'val'
+        dataset.update(dataroot_gt=str(data / split / 'gt'), dataroot_lq=str(data / split / 'lq'))
+        dataset.pop('meta_info_file', None)
+    opt['datasets']['train'].update(gt_size=32, num_worker_per_gpu=0, batch_size_per_gpu=2, dataset_enlarge_ratio=1)
+    opt['train'].update(total_iter=2, ddr_opt={'type': 'DDRLoss', 'loss_weight': 0.1, 'pretrained': tiny_clip_path})
+    opt['val'].update(val_freq=2)
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False)
+    ddr_train.main(['-opt', write_options(tmp_path / 'swinir.yml', opt), '--root', str(tmp_path)])
+    log = read_logs(tmp_path / 'experiments' / 'tiny_swinir_ddr')
+    assert 'l_pix:' in log and 'l_ddr:' in log and '# psnr:' in log
+
+
+def test_video_recurrent_variant_scores_every_output_frame(tiny_clip_path):
+    from basicsr.models import build_model
+    opt = {'name': 'video', 'model_type': 'DDRVideoRecurrentModel', 'scale': 4, 'num_gpu': 0, 'is_train': True,
+           'dist': False, 'rank': 0, 'world_size': 1, 'path': {},
+           'network_g': {'type': 'BasicVSR', 'num_feat': 8, 'num_block': 1},
+           'train': {'optim_g': {'type': 'Adam', 'lr': 1e-4}, 'total_iter': 2,
+                     'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [2], 'restart_weights': [1]},
+                     'pixel_opt': {'type': 'CharbonnierLoss', 'loss_weight': 1.0},
+                     'ddr_opt': {'type': 'DDRLoss', 'loss_weight': 0.1, 'pretrained': tiny_clip_path}}}
+    model = build_model(opt)
+    model.feed_data({'lq': torch.rand(1, 2, 3, 64, 64), 'gt': torch.rand(1, 2, 3, 256, 256)})  # SpyNet: >= 64 px
+    model.optimize_parameters(1)
+    assert {'l_pix', 'l_ddr'} <= set(model.log_dict)
+    assert all(torch.isfinite(p).all() for p in model.net_g.parameters())

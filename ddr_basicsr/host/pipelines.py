@@ -56,6 +56,7 @@ def run_pipeline(program: str, pipeline: Callable[[str], None], argv: Optional[S
     attach()
     root, args = split_root_argument(sys.argv[1:] if argv is None else argv, program)
     reset_root_logger()
+    from ddr_basicsr.host.preemption import restore_stop_handlers
     from ddr_basicsr.host.run_options import release_experiment_lock
     seam.RUN.forced = True
     try:
@@ -64,6 +65,7 @@ def run_pipeline(program: str, pipeline: Callable[[str], None], argv: Optional[S
     finally:
         seam.RUN.forced = False
         release_experiment_lock()
+        restore_stop_handlers()
 
 
 def train_main(argv: Optional[Sequence[str]] = None) -> None:

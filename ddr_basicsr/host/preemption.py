@@ -42,14 +42,26 @@ def _on_stop_signal(signum: int, frame: Optional[FrameType]) -> None:
          f'status {PREEMPTED_EXIT_STATUS} (send it again to stop at once)')
 
 
+_previous_handlers: dict = {}
+
+
 def install_stop_handlers() -> None:
-    """Catch SIGTERM/SIGINT in the main thread of the training process (elsewhere signals cannot be caught)."""
+    """Catch SIGTERM/SIGINT in the main thread of the training process (elsewhere signals cannot be caught);
+    :func:`restore_stop_handlers` puts the previous handlers back."""
     TRAINING.stop_signal = None
     try:
         for signum in STOP_SIGNALS:
-            signal.signal(signum, _on_stop_signal)
+            _previous_handlers.setdefault(signum, signal.signal(signum, _on_stop_signal))
     except ValueError:  # not the main thread: leave the defaults
         pass
+
+
+def restore_stop_handlers() -> None:
+    """Put back the handlers :func:`install_stop_handlers` replaced (``ddr-train`` does when its run returns)."""
+    for signum, handler in list(_previous_handlers.items()):
+        signal.signal(signum, handler)
+        del _previous_handlers[signum]
+    TRAINING.stop_signal = None
 
 
 class IgnoringStopSignals:

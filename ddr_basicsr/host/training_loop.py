@@ -59,14 +59,25 @@ def _network_labels(opt: dict) -> List[str]:
     return [key[len('network_'):] for key in opt if key.startswith('network_')]
 
 
+def _keeps_training_guarantees(opt: dict) -> bool:
+    from basicsr.utils.registry import MODEL_REGISTRY
+
+    from ddr_basicsr.models.training_guarantees import TrainingGuaranteesMixin
+    model_type = str(opt.get('model_type'))
+    return model_type in MODEL_REGISTRY and issubclass(MODEL_REGISTRY.get(model_type), TrainingGuaranteesMixin)
+
+
 def load_resume_state(opt: dict) -> Optional[dict]:
     """BasicSR's ``load_resume_state`` for plugin runs: works without CUDA and skips damaged states.
 
     With ``--auto_resume`` the newest state in ``opt['path']['training_states']`` (under the root path) that
     loads, and whose network files load, is used; damaged newer ones are named and skipped, and leftovers of an
     interrupted checkpoint write are removed. Otherwise ``path.resume_state`` if set. Returns None when there is
-    nothing to resume.
+    nothing to resume. It also starts catching SIGTERM / SIGINT when the model keeps the plugin's training
+    guarantees (:mod:`.preemption`; other models would never act on a caught signal).
     """
+    if _keeps_training_guarantees(opt):
+        preemption.install_stop_handlers()
     if opt['auto_resume']:
         states_folder, models_folder = opt['path']['training_states'], opt['path']['models']
         for folder in (states_folder, models_folder):

@@ -8,7 +8,8 @@ guarantees hold on ``ddr-train`` and on BasicSR's own entry points alike, and Ba
 * checkpoints are written atomically and durably, never with NaN/Inf weights, and a failed write is an error;
 * training states also hold every rank's random generators and the data geometry (exact resume), and on resume
   the option file's scheduler and optimizer settings win, each change logged;
-* SIGTERM / SIGINT save a complete state of the last finished iteration and exit with status 75;
+* SIGTERM / SIGINT save a complete state of the last finished iteration and exit with status 75 (the training
+  loop of plugin runs catches them for models with this mixin);
 * validation leaves the training's random generators as they were;
 * DDP of a CPU model gets ``device_ids=None``.
 """
@@ -35,11 +36,6 @@ def _differences(saved: Dict[str, Any], from_options: Dict[str, Any], progress_k
 
 class TrainingGuaranteesMixin:
     """Put before a BasicSR model class in the bases of the plugin's models (module docstring)."""
-
-    def __init__(self, opt: dict) -> None:
-        if opt.get('is_train'):
-            preemption.install_stop_handlers()
-        super().__init__(opt)
 
     def model_to_device(self, net: nn.Module) -> nn.Module:
         """BasicSR's, with ``device_ids=None`` for DDP of CPU models."""
