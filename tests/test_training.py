@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 from copy import deepcopy
+from pathlib import Path
 
 import pytest
 import torch
@@ -99,6 +100,26 @@ def test_two_process_gloo_ddp(dataset_root, tiny_clip_path, tmp_path):
     checkpoint = torch.load(experiment / 'models' / 'net_g_2.pth', weights_only=True)
     assert set(checkpoint['params']) == net_keys()
     assert (experiment / 'training_states' / '2.state').is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason='the gloo CPU path')
+def test_basicsrs_documented_torch_distributed_launch_form_trains_a_plugin_run(dataset_root, tiny_clip_path,
+                                                                              tmp_path):
+    """``python -m torch.distributed.launch ... basicsr/train.py --launcher pytorch`` passes ``--local-rank=0``."""
+    import basicsr
+    checkout = tmp_path / 'BasicSR' / 'basicsr'
+    checkout.mkdir(parents=True)
+    (checkout / 'train.py').write_text(Path(basicsr.__file__).with_name('train.py').read_text())
+    opt = make_options(dataset_root, tiny_clip_path, name='launched')
+    opt['train'].update(total_iter=1, ema_decay=0)
+    opt['val'].update(val_freq=100, save_img=False)
+    command = [sys.executable, '-m', 'torch.distributed.launch', '--nproc_per_node=1', f'--master_port={_free_port()}',
+               str(checkout / 'train.py'), '-opt', write_options(tmp_path / 'launched.yml', opt), '--launcher',
+               'pytorch']
+    run = subprocess.run(command, cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (tmp_path / 'BasicSR' / 'experiments' / 'launched' / 'models' / 'net_g_latest.pth').is_file()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
