@@ -1,7 +1,8 @@
 """The command lines, file names, YAML blocks and links of the README and of every page of docs/ are real.
 
-- Every command in a ```bash block that starts ``ddr-train``, ``ddr-test``, ``ddr-score``, ``ddr-tune-prompts``,
-  ``python scripts/<name>.py`` or ``python -m <module>`` (also the ``-m <module>`` that ``torchrun`` starts) names
+- Every command in a ```bash block (and every one written inline in the prose) that starts ``ddr-train``,
+  ``ddr-test``, ``ddr-score``, ``ddr-tune-prompts``, ``python scripts/<name>.py`` or ``python -m <module>``
+  (also the ``-m <module>`` that ``torchrun`` starts) names
   a program that exists, and its ``--help`` (for a program with sub-commands, the sub-command's) lists every flag
   the docs give it. Programs are run through their command line only (console scripts, ``python scripts/x.py``,
   ``python -m``), never imported, so the check follows the package however its modules are arranged.
@@ -70,18 +71,31 @@ def commands_of(tokens: List[str], where: str) -> List[Command]:
             start = rest.index('-m')
             if token != 'torchrun' and start != 0:
                 continue   # python -c ..., python basicsr/train.py ...: not a module run
-            module = rest[start + 1]
-            if module in LAUNCHER_MODULES:
+            module = rest[start + 1] if start + 1 < len(rest) else ''
+            if module in LAUNCHER_MODULES or not re.fullmatch(r'\w+(\.\w+)*', module):
                 continue   # the command after the launcher is found at its own -m (or is a file path)
             found.append(Command(('python', '-m', module), tuple(rest[start + 2:]), where))
     return found
 
 
 def documented_commands() -> List[Command]:
+    """The commands of every bash block, then those written inline in the prose (`ddr-score --workers N`), and the
+    sub-commands of the table of ``scripts/reproduce.py`` (| `table1 [--sigmas 0.5,1,2,4,8]` | ...)."""
     commands = []
     for document, index, text in blocks('bash'):
         for line in command_lines(text):
             commands += commands_of(shlex.split(line, comments=True), f'{document}, bash block {index + 1}: {line}')
+    for document, text in TEXTS.items():
+        for line in FENCE.sub('', text).splitlines():
+            for span in re.findall(r'`([^`]+)`', line):
+                try:
+                    tokens = shlex.split(span)
+                except ValueError:
+                    continue
+                if document == 'docs/reproducing-the-paper.md' and line.startswith(f'| `{span}`') \
+                        and re.fullmatch(r'[\w-]+', tokens[0]):
+                    tokens = ['python', 'scripts/reproduce.py', *tokens]
+                commands += commands_of(tokens, f'{document}, inline: {span}')
     return commands
 
 
@@ -133,7 +147,7 @@ def test_the_docs_have_commands_to_check():
     programs = {' '.join(program) for program in PROGRAMS}
     assert {'ddr-train', 'ddr-test', 'ddr-score', 'ddr-tune-prompts', 'python scripts/reproduce.py',
             'python -m basicsr.train', 'python -m ddr_basicsr.train'} <= programs, programs
-    assert len(COMMANDS) >= 30
+    assert len(COMMANDS) >= 60
 
 
 @pytest.mark.slow
@@ -259,3 +273,13 @@ def test_documented_torchrun_form_of_ddr_score_writes_the_one_process_csv(tiny_c
         completed = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
         assert completed.returncode == 0, completed.stdout + completed.stderr
     assert (tmp_path / 'two.csv').read_bytes() == (tmp_path / 'one.csv').read_bytes()
+
+
+def test_clip_weights_have_one_name():
+    """``--pretrained`` everywhere; the old spellings are named in one place, the FAQ, as aliases."""
+    for document, text in TEXTS.items():
+        for old in ('--clip-weights', '--clip-pretrained'):
+            if document == 'docs/faq.md':
+                assert old in text, f'the FAQ names {old} as an alias of --pretrained'
+            else:
+                assert old not in text, f'{document} writes {old}: write --pretrained'
