@@ -22,8 +22,8 @@ from typing import List, Optional
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout as well
-from ddr_basicsr.atomic_files import write_text_atomically
-from ddr_basicsr.benchmarking import (
+from ddr_basicsr.cli.arguments import parse_pretrained
+from ddr_basicsr.tools.benchmarking import (
     TRAINING_RECIPES,
     TRAINING_VARIANTS,
     ddr_loss_block,
@@ -31,7 +31,7 @@ from ddr_basicsr.benchmarking import (
     measure_training,
     training_table,
 )
-from ddr_basicsr.cli_options import parse_pretrained
+from ddr_basicsr.utils.atomic_files import write_text_atomically
 
 LOSS_SETS = ('plain', 'ddr')
 

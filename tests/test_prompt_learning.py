@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from ddr_basicsr.data.iqa_datasets import IQADataset
-from ddr_basicsr.ddr import DDR, text_directions
+from ddr_basicsr.cli.score import main as score_main
+from ddr_basicsr.cli.tune_prompts import main as tune_main
+from ddr_basicsr.core.ddr import DDR, text_directions
+from ddr_basicsr.core.learned_prompts import PromptFileError, PromptLearner, load_prompt_file
+from ddr_basicsr.core.prompts import BIQA_DEGRADATIONS, RESTORATION_DEGRADATIONS, resolve_prompts
+from ddr_basicsr.iqa.datasets import IQADataset
 from ddr_basicsr.iqa.descriptor import descriptor_report
 from ddr_basicsr.iqa.evaluation import evaluate, metric_settings, write_reports
+from ddr_basicsr.iqa.prompt_tuning import TuningSettings, ranking_loss, run_protocol
 from ddr_basicsr.iqa.scoring import load_prompts
 from ddr_basicsr.losses.ddr_loss import DDRLoss
-from ddr_basicsr.prompt_learning import PromptFileError, PromptLearner, load_prompt_file
-from ddr_basicsr.prompt_tuning import TuningSettings, ranking_loss, run_protocol
-from ddr_basicsr.prompts import BIQA_DEGRADATIONS, RESTORATION_DEGRADATIONS, resolve_prompts
-from ddr_basicsr.score import main as score_main
-from ddr_basicsr.tune_prompts import main as tune_main
 from test_iqa_datasets import WRITERS
 
 IMAGES = torch.rand(2, 3, 40, 56, generator=torch.Generator().manual_seed(0))

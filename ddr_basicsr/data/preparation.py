@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ddr_basicsr.worker_pools import worker_executor
+from ddr_basicsr.utils.worker_pools import worker_executor
 
 IMAGE_EXTENSIONS = frozenset({'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff'})
 BACKENDS = ('lmdb', 'disk')

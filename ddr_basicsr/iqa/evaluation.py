@@ -1,6 +1,6 @@
 """Opinion-unaware blind-IQA evaluation of the paper's Table 3: DDR and NIQE (:func:`niqe_score`), SRCC/PLCC/KRCC.
 
-Every distorted image of each dataset (:mod:`ddr_basicsr.data.iqa_datasets`) is scored by each metric; the
+Every distorted image of each dataset (:mod:`ddr_basicsr.iqa.datasets`) is scored by each metric; the
 correlations with the subjective scores are taken over the whole set. Directions are handled: a
 correlation is multiplied by -1 when exactly one of (metric, subjective score) is lower-is-better
 (NIQE; DMOS of CSIQ and LIVE), so a metric that agrees with people gets a positive number, as in the
@@ -10,7 +10,7 @@ Per-image scores are appended to ``OUTPUT/cache/<dataset>-<metric>-<settings has
 (flushed and fsynced), so an interrupted run resumes where it stopped; changing a setting that changes
 scores (model, degradations, resolution, ...) uses a fresh cache file. The reports are replaced only once
 all of them are written. BasicSR (for NIQE) is imported only when NIQE is computed; NIQE runs in a pool of
-worker processes (:mod:`ddr_basicsr.worker_pools`).
+worker processes (:mod:`ddr_basicsr.utils.worker_pools`).
 
 An image a metric cannot score (unreadable, too small for NIQE, or a score that is not finite) is a
 :class:`Failure`: it is named in the failures, left out of that metric's correlations (the ``scored``
@@ -31,12 +31,12 @@ import numpy as np
 from scipy import stats
 from tqdm import tqdm
 
-from ddr_basicsr.atomic_files import atomic_paths, write_text_atomically
-from ddr_basicsr.data.iqa_datasets import IQADataset, load_dataset
-from ddr_basicsr.ddr import DDR
-from ddr_basicsr.image_io import decode_image, resize_short_side, to_tensor
+from ddr_basicsr.core.ddr import DDR
+from ddr_basicsr.iqa.datasets import IQADataset, load_dataset
 from ddr_basicsr.iqa.scoring import ddr_settings, iter_quality_scores
-from ddr_basicsr.worker_pools import worker_executor
+from ddr_basicsr.utils.atomic_files import atomic_paths, write_text_atomically
+from ddr_basicsr.utils.image_io import decode_image, resize_short_side, to_tensor
+from ddr_basicsr.utils.worker_pools import worker_executor
 
 __all__ = ['METRIC_HIGHER_BETTER', 'NIQE_BLOCK', 'NIQE_SOURCE', 'PAPER_TABLE3', 'CacheError', 'Failure', 'ScoreCache',
            'correlations', 'dataset_options', 'direction_sign', 'evaluate', 'format_number', 'format_results_csv',

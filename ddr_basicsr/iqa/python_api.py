@@ -1,5 +1,5 @@
 """Blind-IQA DDR from Python as ``ddr-score`` computes it: images given as files, folders, PIL images or numpy
-arrays, read with ``ddr-score``'s decoder and size limits (:mod:`ddr_basicsr.image_io`), and DDR built from
+arrays, read with ``ddr-score``'s decoder and size limits (:mod:`ddr_basicsr.utils.image_io`), and DDR built from
 ``ddr-score``'s options. Used by ``DDR.quality``, the pyiqa metric and the torchmetrics metric."""
 import os
 from typing import Any, List, Mapping, Optional, Sequence, Union
@@ -7,9 +7,9 @@ from typing import Any, List, Mapping, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from ddr_basicsr.cli_options import DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_PIXELS
-from ddr_basicsr.ddr import DDR
-from ddr_basicsr.image_io import ImageTooLargeError, decode_image, pixels_to_rgb, to_float, to_tensor
+from ddr_basicsr.cli.arguments import DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_PIXELS
+from ddr_basicsr.core.ddr import DDR
+from ddr_basicsr.utils.image_io import ImageTooLargeError, decode_image, pixels_to_rgb, to_float, to_tensor
 
 #: Channel orders of numpy arrays: 'RGB' (PIL, imageio, matplotlib) or 'BGR' (OpenCV's ``cv2.imread``).
 CHANNEL_ORDERS = ('RGB', 'BGR')
@@ -24,7 +24,7 @@ ImageInput = Union[str, os.PathLike, np.ndarray, torch.Tensor, Any]
 
 def image_files(folder: Union[str, os.PathLike]) -> List[str]:
     """The image files of ``folder`` (not its sub-folders) in the order ``ddr-score`` and ``DDR.quality`` score
-    them (sorted; :data:`~ddr_basicsr.image_io.IMAGE_EXTENSIONS`, hidden names skipped)."""
+    them (sorted; :data:`~ddr_basicsr.utils.image_io.IMAGE_EXTENSIONS`, hidden names skipped)."""
     from ddr_basicsr.iqa.scoring import collect_input_rows
 
     folder = os.fspath(folder)

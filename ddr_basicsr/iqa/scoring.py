@@ -1,6 +1,6 @@
 """The batched blind-IQA scoring engine behind ``ddr-score`` and the evaluation scripts (Sec. 3.3, Eq. 7).
 
-Images are decoded in DataLoader worker processes (:mod:`ddr_basicsr.image_io`), which send them
+Images are decoded in DataLoader worker processes (:mod:`ddr_basicsr.utils.image_io`), which send them
 stacked by size, a chunk of files at a time; here they are grouped by size, and each group of ``batch_size``
 equal-size images goes to the GPU as one batch, so one CLIP encoder call sees the square patches of many
 images. The CSV has one row per input file: ``path``, ``ddr`` (the blind-IQA score, mean over the
@@ -24,10 +24,10 @@ import yaml
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ddr_basicsr.cli_options import DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_PIXELS
-from ddr_basicsr.ddr import DDR
-from ddr_basicsr.image_io import decode_image, is_image_file, resize_short_side, to_float, to_tensor
-from ddr_basicsr.prompts import BIQA_DEGRADATIONS
+from ddr_basicsr.cli.arguments import DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_PIXELS
+from ddr_basicsr.core.ddr import DDR
+from ddr_basicsr.core.prompts import BIQA_DEGRADATIONS
+from ddr_basicsr.utils.image_io import decode_image, is_image_file, resize_short_side, to_float, to_tensor
 
 #: Images of one size kept waiting for a full batch, at most this many batches' worth in all.
 MAX_PENDING_BATCHES = 4
@@ -51,7 +51,8 @@ class ImageScore:
 
 class ImageFiles(Dataset):
     """Decodes ``paths[index]`` to (index, (3, H, W) uint8/float32 tensor or None, error message); images beyond
-    ``max_pixels`` / ``max_aspect_ratio`` are refused from their header (:func:`~ddr_basicsr.image_io.decode_image`).
+    ``max_pixels`` / ``max_aspect_ratio`` are refused from their header
+    (:func:`~ddr_basicsr.utils.image_io.decode_image`).
     """
 
     def __init__(self, paths: Sequence[str], short_side: Optional[int] = None,
@@ -134,7 +135,7 @@ def iter_quality_scores(ddr: DDR, paths: Sequence[str], batch_size: int = 32, wo
     """Score every file of ``paths``; yields one :class:`ImageScore` per path, in completion order.
 
     ``workers`` decoding processes (0: decode in this process); ``short_side`` resizes each image so its
-    shorter side is at most that many pixels (:func:`~ddr_basicsr.image_io.resize_short_side`). A file
+    shorter side is at most that many pixels (:func:`~ddr_basicsr.utils.image_io.resize_short_side`). A file
     beyond ``max_pixels`` or ``max_aspect_ratio`` (None: no limit) and an image that runs out of memory get
     an error row; the others are scored. A batch holds at most :data:`MAX_BATCH_PIXELS` pixels.
     """
@@ -248,7 +249,7 @@ def _glob_files(pattern: str, unreadable: Optional[list] = None) -> Iterator[Tup
 def collect_input_rows(inputs: Sequence[str], recursive: bool = False) -> List[Tuple[str, str, str]]:
     """Expand files, folders and glob patterns into (path, real path, problem) rows in the given order.
 
-    Folders give their image files (:data:`~ddr_basicsr.image_io.IMAGE_EXTENSIONS`, hidden names skipped),
+    Folders give their image files (:data:`~ddr_basicsr.utils.image_io.IMAGE_EXTENSIONS`, hidden names skipped),
     sorted, including sub-folders when ``recursive`` (symlinked folders are followed, each real folder once).
     Explicit files are kept whatever their extension. A file reached twice (the same real path: repeated
     entries, symlinks) is listed once, where it first appears. ``problem`` is empty, or says why the row

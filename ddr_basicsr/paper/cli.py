@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from ddr_basicsr.cli_options import PRECISION_CHOICES, parse_pretrained
+from ddr_basicsr.cli.arguments import PRECISION_CHOICES, parse_pretrained
 from ddr_basicsr.paper.folders import DEFAULT_OUTPUT_DIR, DEFAULT_ROOTS
 
 DESCRIPTION = ('Reproduce the tables and figures of the DDR paper, one sub-command each: Markdown + CSV (+ PNG) with '
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace):
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    from ddr_basicsr.clip_loading import ClipWeightsError
+    from ddr_basicsr.core.clip_loading import ClipWeightsError
     from ddr_basicsr.paper.table3 import BaselineUnavailable
     try:
         report = run(args)

@@ -17,9 +17,8 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, 
 
 from tqdm import tqdm
 
-from ddr_basicsr.atomic_files import atomic_path, write_text_atomically
-from ddr_basicsr.data.iqa_datasets import IQADataset, load_dataset
-from ddr_basicsr.ddr import DDR
+from ddr_basicsr.core.ddr import DDR
+from ddr_basicsr.iqa.datasets import IQADataset, load_dataset
 from ddr_basicsr.iqa.evaluation import (
     Failure,
     ScoreCache,
@@ -32,6 +31,7 @@ from ddr_basicsr.iqa.evaluation import (
 )
 from ddr_basicsr.iqa.scoring import ddr_settings as scoring_ddr_settings
 from ddr_basicsr.paper.folders import DEFAULT_ROOTS
+from ddr_basicsr.utils.atomic_files import atomic_path, write_text_atomically
 
 #: Records written to a cache per append (each append is flushed and fsynced).
 FLUSH_EVERY = 16

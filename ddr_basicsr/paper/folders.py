@@ -2,7 +2,7 @@
 from typing import Dict
 
 #: Where each dataset is looked for unless ``--root NAME=PATH`` says otherwise (official layouts, see
-#: ddr_basicsr/data/iqa_datasets.py).
+#: ddr_basicsr/iqa/datasets.py).
 DEFAULT_ROOTS: Dict[str, str] = {
     'csiq': 'datasets/CSIQ', 'live': 'datasets/LIVE', 'tid2013': 'datasets/TID2013', 'kadid10k': 'datasets/kadid10k',
     'koniq10k': 'datasets/koniq10k', 'livec': 'datasets/ChallengeDB_release', 'cid2013': 'datasets/CID2013',

@@ -1,15 +1,16 @@
 """The paper's published figures (Wu, Ni et al., NeurIPS 2024), transcribed table by table.
 
 Tables 2, 4, 5 and 6 already live next to the code that uses them (:data:`PAPER_TABLE2` of
-:mod:`ddr_basicsr.iqa.descriptor`; ``PAPER_RESULTS`` and ``ABLATIONS`` of :mod:`ddr_basicsr.option_files`) and are
+:mod:`ddr_basicsr.iqa.descriptor`; ``PAPER_RESULTS`` and ``ABLATIONS`` of
+:mod:`ddr_basicsr.tools.option_file_generator`) and are
 re-exported here, so every number the reproduction prints comes from one place. Figures 1, 2 and 7 are plots
 without printed values: their captions' claims are what we compare against.
 """
 from typing import Dict, List, Tuple
 
 from ddr_basicsr.iqa.descriptor import PAPER_TABLE2
-from ddr_basicsr.option_files import ABLATIONS as TABLE6_ABLATIONS
-from ddr_basicsr.option_files import PAPER_RESULTS as TABLES4_5
+from ddr_basicsr.tools.option_file_generator import ABLATIONS as TABLE6_ABLATIONS
+from ddr_basicsr.tools.option_file_generator import PAPER_RESULTS as TABLES4_5
 
 __all__ = ['FIGURE_CLAIMS', 'PAPER_TABLE2', 'TABLE1', 'TABLE3', 'TABLE3_COMPUTED', 'TABLE3_METHODS', 'TABLE3_QUOTED',
            'TABLE6_ABLATIONS', 'TABLE8', 'TABLE8_DATASETS', 'TABLES4_5']

@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ddr_basicsr.clip_loading import load_clip
-from ddr_basicsr.cuda_graphs import GraphedFunction
-from ddr_basicsr.pixel_degradations import DEFAULT_PIXEL_LEVELS, PIXEL_DEGRADATIONS
-from ddr_basicsr.prompt_learning import LearnedPrompts, PromptFileError, load_prompt_file
-from ddr_basicsr.prompts import DegradationSpec, resolve_prompts
+from ddr_basicsr.core.clip_loading import load_clip
+from ddr_basicsr.core.cuda_graphs import GraphedFunction
+from ddr_basicsr.core.learned_prompts import LearnedPrompts, PromptFileError, load_prompt_file
+from ddr_basicsr.core.pixel_degradations import DEFAULT_PIXEL_LEVELS, PIXEL_DEGRADATIONS
+from ddr_basicsr.core.prompts import DegradationSpec, resolve_prompts
 
 #: Smallest image side we score: below it a CLIP feature says little about the image.
 MIN_IMAGE_SIDE = 16
@@ -92,7 +92,7 @@ class DDR(nn.Module):
             None: the paper's restoration set {color, content, blur}, or the keys of ``prompts``.
             With ``domain='pixel'``: names among 'blur', 'noise', 'jpeg'.
         prompts: {name: (degraded, clean)} of words (Eq. 6 template) or full sentences; or the path of a prompt
-            file written by ``ddr-tune-prompts`` (learned context vectors, :mod:`ddr_basicsr.prompt_learning`):
+            file written by ``ddr-tune-prompts`` (learned context vectors, :mod:`ddr_basicsr.core.learned_prompts`):
             then ``degradations`` are names among the file's (None: all of them) and the CLIP must be the one
             the prompts were tuned on.
         adaptation: align the text direction's statistics to the image feature (Eq. 4). Off, only the cosine

@@ -1,6 +1,6 @@
 """The demo: deblurring with PSNR loss alone vs. PSNR + DDR (Eq. 8), trained by BasicSR on the CPU.
 
-    python -m ddr_basicsr.demo [--out results/demo] [--iters 400] [--clip-weights openai|FILE]
+    python -m ddr_basicsr.tools.demo [--out results/demo] [--iters 400] [--clip-weights openai|FILE]
 
 1. builds a small deblurring set from scikit-image's sample photos (motion and Gaussian blur);
 2. trains a small NAFNet twice with ``ddr-train``: PSNRLoss, then PSNRLoss + 2.0·DDRLoss;
@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ddr_basicsr.atomic_files import atomic_path, write_text_atomically
+from ddr_basicsr.utils.atomic_files import atomic_path, write_text_atomically
 
 #: Colour sample photos shipped inside scikit-image (no download).
 SAMPLE_PHOTOS = ('astronaut.png', 'chelsea.png', 'coffee.png', 'hubble_deep_field.jpg', 'ihc.png', 'retina.jpg',
@@ -168,7 +168,7 @@ def use_hub_cache_only() -> None:
 
 def resolve_clip_weights(requested: str) -> Tuple[Optional[str], Optional[str]]:
     """(weights for DDRLoss, None) when ``requested`` loads, else (None, reason) for random weights."""
-    from ddr_basicsr.clip_loading import ClipWeightsError, load_clip
+    from ddr_basicsr.core.clip_loading import ClipWeightsError, load_clip
     try:
         load_clip('ViT-B-32', requested)
         return requested, None

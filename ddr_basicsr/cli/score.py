@@ -16,7 +16,7 @@ import os
 import sys
 from typing import List, Optional, Sequence, Tuple
 
-from ddr_basicsr.cli_options import (
+from ddr_basicsr.cli.arguments import (
     DEFAULT_MAX_ASPECT_RATIO,
     DEFAULT_MAX_PIXELS,
     CommandLineError,
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='ddr-score', description='Blind image quality score DDR (higher = better) of image files, as CSV.',
         epilog='Exit status: 0 all scored, 1 some file could not be read or scored (see its error column), '
-               '2 usage or model error. Several processes: torchrun --nproc_per_node=N -m ddr_basicsr.score ... '
+               '2 usage or model error. Several processes: torchrun --nproc_per_node=N -m ddr_basicsr.cli.score ... '
                '--output FILE (see the README, "Scoring at scale").')
     parser.add_argument('inputs', nargs='*', help='image files, folders or glob patterns (quote the patterns)')
     parser.add_argument('--files-from', metavar='LIST',
