@@ -16,8 +16,9 @@ from ddr_basicsr.core.ddr import DDR
 from ddr_basicsr.core.learned_prompts import PromptLearner, describe_backbone, save_prompt_file
 from ddr_basicsr.core.prompts import BIQA_DEGRADATIONS
 from ddr_basicsr.iqa import scoring
-from ddr_basicsr.iqa.scoring import collect_input_rows, iter_quality_scores
+from ddr_basicsr.iqa.scoring import iter_quality_scores
 from ddr_basicsr.utils import image_io
+from ddr_basicsr.utils.image_files import collect_input_rows
 
 
 def _image(path, height, width, seed=0):
@@ -263,7 +264,7 @@ def test_an_unreadable_sub_folder_is_an_error_row(tmp_path, monkeypatch):
             raise PermissionError(13, 'Permission denied', path)
         return original(path)
 
-    monkeypatch.setattr(scoring.os, 'scandir', scandir)
+    monkeypatch.setattr(os, 'scandir', scandir)
     rows = collect_input_rows([str(tmp_path)], recursive=True)
     assert [(os.path.basename(path), problem) for path, _, problem in rows] == [
         ('a.png', ''), ('locked', 'cannot list this folder (Permission denied); its images are not scored')]

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-import ddr_basicsr.ddr
-from ddr_basicsr.clip_loading import load_clip
+import ddr_basicsr.core.ddr
+from ddr_basicsr.core.clip_loading import load_clip
 from iqa_examples import write_example_images
 from tiny_training import REPO_ROOT
 
@@ -22,7 +22,7 @@ def test_the_readme_has_its_python_examples():
 
 @pytest.mark.parametrize('document, index', SNIPPETS)
 def test_readme_python_snippet_runs_as_written(document, index, tiny_clip_path, monkeypatch, tmp_path):
-    monkeypatch.setattr(ddr_basicsr.ddr, 'load_clip', lambda model, pretrained: load_clip(model, tiny_clip_path))
+    monkeypatch.setattr(ddr_basicsr.core.ddr, 'load_clip', lambda model, pretrained: load_clip(model, tiny_clip_path))
     write_example_images(tmp_path)
     monkeypatch.chdir(tmp_path)
     exec(compile(PYTHON_BLOCKS[document][index], f'{document} python block {index + 1}', 'exec'), {})

@@ -16,7 +16,8 @@ import torch
 from ddr_basicsr.cli.arguments import ddr_from_arguments
 from ddr_basicsr.cli.score import main
 from ddr_basicsr.iqa import scoring, shards
-from ddr_basicsr.iqa.scoring import collect_inputs, format_csv
+from ddr_basicsr.iqa.scoring import format_csv
+from ddr_basicsr.utils.image_files import collect_inputs
 from tiny_training import subprocess_env
 
 #: One image per encoder call: a score then does not depend on which images share its batch (the matrix kernels

@@ -1,6 +1,7 @@
 """Command-line options shared by ``ddr-score`` and the evaluation scripts (no heavy imports: ``--help`` is fast)."""
 import argparse
 import os
+import sys
 from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence, Tuple
 
 from ddr_basicsr.core.prompts import BIQA_DEGRADATIONS
@@ -11,11 +12,6 @@ if TYPE_CHECKING:
 
 #: ``DDR(precision=...)`` values (``ddr_basicsr.core.ddr.PRECISIONS``).
 PRECISION_CHOICES = ('fp32', 'bf16', 'fp16', 'auto')
-#: Default limits of the decoded image size, checked on the file's header before decoding (``--max-pixels``,
-#: ``--max-aspect-ratio``): 100 MP is 1.2 GB as float32; a long strip is scored as about one square patch per
-#: unit of its aspect ratio (a 16x60000 PNG of 2.9 MB would be 3751 CLIP inputs, 7.8 GB).
-DEFAULT_MAX_PIXELS = 100_000_000
-DEFAULT_MAX_ASPECT_RATIO = 32.0
 #: ``DDR(distance=...)`` values (``ddr_basicsr.core.ddr.DISTANCES``), the disparity M of Eq. 1.
 DISTANCE_CHOICES = ('cosine', 'l1', 'l2')
 
@@ -100,6 +96,12 @@ def run_plans_from_args(plans: 'Iterable[SplitPlan]', args: argparse.Namespace) 
 
     return run_plans(plans, compress_level=args.compress_level, workers=args.workers, overwrite=args.overwrite,
                      dry_run=args.dry_run)
+
+
+def report_error(message: str, program: str = 'ddr-score') -> int:
+    """Print ``<program>: error: message`` on standard error; the exit status of a usage or model error."""
+    print(f'{program}: error: {message}', file=sys.stderr)
+    return 2
 
 
 class CommandLineError(Exception):

@@ -13,8 +13,13 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from ddr_basicsr.cli.arguments import CommandLineError, add_model_arguments, ddr_from_arguments, parse_dataset_argument
-from ddr_basicsr.cli.score import report_error
+from ddr_basicsr.cli.arguments import (
+    CommandLineError,
+    add_model_arguments,
+    ddr_from_arguments,
+    parse_dataset_argument,
+    report_error,
+)
 
 __all__ = ['build_parser', 'main']
 

@@ -323,12 +323,12 @@ class DDR(nn.Module):
         images of equal size are encoded together, ``batch_size`` images per encoder call. Also image files,
         folders, PIL images and numpy arrays (colour channels in ``channel_order``: 'RGB', or 'BGR' for
         OpenCV's), one or a list, read as ``ddr-score`` reads them
-        (:func:`ddr_basicsr.iqa.python_api.image_tensors`).
+        (:func:`ddr_basicsr.utils.image_io.image_tensors`).
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f'batch_size must be a positive integer (images per encoder call), got {batch_size!r}')
         if not torch.is_tensor(images):
-            from ddr_basicsr.iqa.python_api import image_tensors
+            from ddr_basicsr.utils.image_io import image_tensors
             images = image_tensors(images, channel_order)
         items = list(images.unbind(0)) if torch.is_tensor(images) and images.dim() == 4 else list(images)
         if not items:

@@ -20,7 +20,9 @@ import importlib
 import sys
 from typing import Optional
 
-__all__ = ['activate', 'attach', 'attach_from_hook', 'is_attached', 'tell']
+from ddr_basicsr.training import tell
+
+__all__ = ['activate', 'attach', 'attach_from_hook', 'is_attached']
 
 PLUGIN_SUBPACKAGES = ('ddr_basicsr.archs', 'ddr_basicsr.losses', 'ddr_basicsr.models', 'ddr_basicsr.metrics')
 _attached = False
@@ -33,7 +35,7 @@ def activate() -> None:
         attach()
     else:
         from ddr_basicsr.host.import_hook import install_import_hook
-        install_import_hook()
+        install_import_hook(attach_from_hook)
 
 
 def attach() -> None:
@@ -73,8 +75,3 @@ def attach_from_hook() -> None:
 def is_attached() -> bool:
     """Whether ``attach()`` has run in this process."""
     return _attached
-
-
-def tell(message: str) -> None:
-    """Print a note of the seam on standard error (BasicSR's logger is not set up yet when most are made)."""
-    print(f'[ddr-basicsr] {message}', file=sys.stderr, flush=True)

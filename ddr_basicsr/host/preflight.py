@@ -18,7 +18,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from basicsr.utils.registry import DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY
 from PIL import Image
 
-from ddr_basicsr.host import tell
+from ddr_basicsr.training import tell
 from ddr_basicsr.training.loss_blocks import PREBUILT_LOSSES, loss_block_key
 
 SKIP_DATA_CHECK_FLAG = '--skip-data-check'

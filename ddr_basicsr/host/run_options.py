@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator, List, Mapping, Optional, Sequence, T
 
 import yaml
 
-from ddr_basicsr.host import preflight, seam, tell
+from ddr_basicsr.host import preflight, seam
 from ddr_basicsr.host.options import (
     OrderedSafeLoader,
     check_options,
@@ -36,6 +36,7 @@ from ddr_basicsr.host.options import (
     parse_force_yml_value,
     set_test_defaults,
 )
+from ddr_basicsr.training import tell
 from ddr_basicsr.utils.atomic_files import try_lock
 
 PLUGIN_PACKAGE = 'ddr_basicsr'

@@ -13,8 +13,7 @@ from typing import Any, List, Optional
 import torch
 from basicsr.utils import check_resume
 
-from ddr_basicsr.host import tell
-from ddr_basicsr.training import checkpoints, preemption, resume
+from ddr_basicsr.training import checkpoints, preemption, resume, tell
 
 
 def latest_training_state(folder: str) -> Optional[str]:
