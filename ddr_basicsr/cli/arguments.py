@@ -4,7 +4,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence, Tuple
 
-from ddr_basicsr.core.prompts import BIQA_DEGRADATIONS
+from ddr_basicsr.core.prompts import BIQA_DEGRADATIONS, PromptSet
 
 if TYPE_CHECKING:
     from ddr_basicsr.core.ddr import DDR
@@ -115,9 +115,9 @@ def ddr_from_arguments(args: argparse.Namespace, default_degradations: Sequence[
     and for bad prompts or degradation names (prefixed with ``--prompts FILE`` when one was given).
     """
     from ddr_basicsr.core.clip_loading import ClipWeightsError
-    from ddr_basicsr.iqa.scoring import build_ddr, load_prompts
+    from ddr_basicsr.iqa.scoring import build_ddr
     try:
-        prompts = load_prompts(args.prompts) if args.prompts else None
+        prompts = PromptSet.load(args.prompts) if args.prompts else None
         return build_ddr(args.model, args.pretrained, args.degradations, prompts, args.device, args.precision,
                          default_degradations, adaptation=args.adaptation, distance=args.distance)
     except ClipWeightsError as error:

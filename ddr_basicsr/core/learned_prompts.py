@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ddr_basicsr.core.clip_loading import load_error_cause
-from ddr_basicsr.core.prompts import CLEAN_TEMPLATE, DEGRADED_TEMPLATE, PromptPair
+from ddr_basicsr.core.prompt_templates import CLEAN_TEMPLATE, DEGRADED_TEMPLATE, PromptPair
 from ddr_basicsr.utils.atomic_files import atomic_path
 
 CONTEXTS = ('per_degradation', 'shared')

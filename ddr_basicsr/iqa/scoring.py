@@ -13,16 +13,15 @@ import io
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import torch
-import yaml
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ddr_basicsr.core.ddr import DDR
-from ddr_basicsr.core.prompts import BIQA_DEGRADATIONS
+from ddr_basicsr.core.prompts import BIQA_DEGRADATIONS, PromptsArgument
 from ddr_basicsr.utils.image_files import DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_PIXELS
 from ddr_basicsr.utils.image_io import decode_image, resize_short_side, to_float, to_tensor
 
@@ -183,22 +182,6 @@ def iter_quality_scores(ddr: DDR, paths: Sequence[str], batch_size: int = 32, wo
             yield from flush(next(iter(groups)))
 
 
-def load_prompts(path: str) -> Union[str, Dict[str, List[str]]]:
-    """Read a YAML or JSON mapping {degradation name: [degraded prompt, clean prompt]}; a ``.pt`` file is a tuned
-    prompt file (``ddr-tune-prompts``), returned as its path for ``DDR(prompts=...)`` to read."""
-    if path.endswith('.pt'):
-        return path
-    with open(path, encoding='utf-8') as handle:
-        try:
-            prompts = yaml.safe_load(handle)
-        except yaml.YAMLError as error:
-            raise ValueError(f'{path} is not valid YAML/JSON: {" ".join(str(error).split())}') from None
-    if not isinstance(prompts, dict) or not prompts:
-        raise ValueError(f'{path}: expected a mapping {{name: [degraded prompt, clean prompt]}}, '
-                         f'e.g. {{"haze": ["hazy", "clear"]}}')
-    return prompts
-
-
 def format_csv(results: Sequence[ImageScore], names: Sequence[str]) -> str:
     """CSV text: path, ddr, one column per degradation, error."""
     buffer = io.StringIO()
@@ -214,7 +197,7 @@ def format_csv(results: Sequence[ImageScore], names: Sequence[str]) -> str:
 
 
 def build_ddr(model: str, pretrained: Optional[str], degradations: Optional[str],
-              prompts: Optional[Union[str, Mapping[str, Sequence[str]]]], device: Optional[str], precision: str,
+              prompts: Optional[PromptsArgument], device: Optional[str], precision: str,
               default_degradations: Sequence[str] = BIQA_DEGRADATIONS, adaptation: bool = True,
               distance: str = 'cosine') -> DDR:
     """DDR from command-line values; without ``degradations`` and ``prompts``, ``default_degradations``
