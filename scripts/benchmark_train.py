@@ -12,7 +12,7 @@ against ``stock``.
     python scripts/benchmark_train.py                          # CUDA, the set-ups above
     python scripts/benchmark_train.py --device cpu --tiny      # smoke run: tiny networks, 32x32, Dynamo eager
 
-``--clip-pretrained none`` (the default) uses randomly initialised CLIP weights (same cost, nothing to download).
+``--pretrained none`` (the default) uses randomly initialised CLIP weights (same cost, nothing to download).
 """
 import argparse
 import os
@@ -51,8 +51,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--compile-backend', default=None,
                         help='torch.compile backend of the compile variants (default inductor; --tiny: eager)')
     parser.add_argument('--clip-model', default='ViT-B-32', help='open_clip model of DDRLoss')
-    parser.add_argument('--clip-pretrained', default='none',
-                        help="'none' (random weights, the same cost; default), an open_clip tag or a CLIP file")
+    parser.add_argument('--pretrained', '--clip-pretrained', dest='pretrained', default='none',
+                        help="'none' (random weights, the same cost; default), an open_clip tag or a CLIP file "
+                             '(--clip-pretrained: old spelling of --pretrained)')
     parser.add_argument('--output', default=None, help='also write the table to this Markdown file')
     args = parser.parse_args(argv)
     if args.device == 'cuda' and not torch.cuda.is_available():
@@ -70,7 +71,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True  # as BasicSR's train_pipeline sets it
-    ddr_opt = ddr_loss_block(args.clip_model, parse_pretrained(args.clip_pretrained))
+    ddr_opt = ddr_loss_block(args.clip_model, parse_pretrained(args.pretrained))
     header = (f'{device_description(device)}, torch {torch.__version__}; {args.warmup} warm-up + {args.iters} timed '
               f'steps per variant; compile backend {args.compile_backend}{"; tiny networks, 32x32" * args.tiny}')
     print(header, flush=True)

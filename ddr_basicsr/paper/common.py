@@ -30,7 +30,7 @@ from ddr_basicsr.iqa.evaluation import (
     settings_hash,
 )
 from ddr_basicsr.iqa.scoring import ddr_settings as scoring_ddr_settings
-from ddr_basicsr.paper.folders import DEFAULT_ROOTS
+from ddr_basicsr.paper.folders import DEFAULT_ROOTS, DEFAULT_WORKERS
 from ddr_basicsr.utils.atomic_files import atomic_path, write_text_atomically
 
 #: Records written to a cache per append (each append is flushed and fsynced).
@@ -170,6 +170,7 @@ def save_figure(figure, path: str) -> str:
     return path
 
 
+
 @dataclass
 class ModelChoice:
     """The CLIP model DDR runs on and how (the ``add_model_arguments`` options of the command line)."""
@@ -178,7 +179,7 @@ class ModelChoice:
     device: Optional[str] = None
     precision: str = 'fp32'
     batch_size: int = 32
-    workers: int = 4
+    workers: int = DEFAULT_WORKERS
     loaded: Optional[str] = field(default=None, init=False)
 
     def ddr(self, **options) -> DDR:

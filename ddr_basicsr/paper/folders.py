@@ -1,4 +1,6 @@
-"""Where the reproduction reads datasets and writes results by default (no heavy imports: ``--help`` stays fast)."""
+"""Where the reproduction reads datasets and writes results by default, and how many processes decode images (no
+heavy imports: ``--help`` stays fast)."""
+import os
 from typing import Dict
 
 #: Where each dataset is looked for unless ``--root NAME=PATH`` says otherwise (official layouts, see
@@ -9,3 +11,5 @@ DEFAULT_ROOTS: Dict[str, str] = {
     'spaq': 'datasets/SPAQ',
 }
 DEFAULT_OUTPUT_DIR = 'results/paper'
+#: Image-decoding processes of the reproduction (``--workers``, ``ModelChoice.workers``): one per core.
+DEFAULT_WORKERS = os.cpu_count() or 1
