@@ -11,10 +11,10 @@ BasicSR's registries. Runs that name nothing of the plugin's are BasicSR's own, 
 
 Modules: :mod:`.import_hook` (the hook), :mod:`.torchvision_alias` (basicsr 1.4.2 on torchvision >= 0.17),
 :mod:`.seam` (the table), :mod:`.run_options` (``parse_options`` of plugin runs), :mod:`.options` (safe YAML,
-option checks), :mod:`.preflight` (weights and data before anything is written), :mod:`.training_loop`,
-:mod:`.resume`, :mod:`.checkpoints`, :mod:`.preemption` (what the plugin's models and loop entries rely on),
-:mod:`.distributed`, :mod:`.pipelines` (``ddr-train`` / ``ddr-test``). Only this module and :mod:`.import_hook`
-load before basicsr does.
+option checks), :mod:`.preflight` (weights and data before anything is written), :mod:`.training_loop` (resume
+and loader entries), :mod:`.pipelines` (``ddr-train`` / ``ddr-test``). What the plugin's models and loop entries
+rely on (resume, checkpoints, preemption, distributed start) lives below the models, in :mod:`ddr_basicsr.training`.
+Only this module, :mod:`.import_hook` and ``ddr_basicsr.training``'s ``__init__`` load before basicsr does.
 """
 import importlib
 import sys
