@@ -170,7 +170,6 @@ def save_figure(figure, path: str) -> str:
     return path
 
 
-
 @dataclass
 class ModelChoice:
     """The CLIP model DDR runs on and how (the ``add_model_arguments`` options of the command line)."""

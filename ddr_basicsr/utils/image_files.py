@@ -19,7 +19,6 @@ def is_image_file(path: str) -> bool:
     return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
 
 
-
 def _has_wildcard(text: str) -> bool:
     return any(char in text for char in '*?[')
 

@@ -17,6 +17,9 @@ Size limits: ``decode_image(path, max_pixels, max_aspect_ratio)`` reads the size
 first (PIL, no pixel decoded) and raises :class:`ImageTooLargeError` for an image beyond a limit, so a small
 file that decodes to gigabytes is refused before it is decoded. The size of the decoded array is checked as
 well (formats whose header PIL cannot read).
+
+:func:`image_tensors` turns what Python users pass to ``DDR.quality`` (files, folders, PIL images, numpy arrays,
+tensors) into tensors by these rules.
 """
 import os
 from typing import Any, List, Optional, Sequence, Union
