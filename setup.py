@@ -80,10 +80,10 @@ setup(
                     'iqa': ['pyiqa', 'torchmetrics']},
     entry_points={
         'console_scripts': [
-            'ddr-train=ddr_basicsr.train:main',
-            'ddr-test=ddr_basicsr.test:main',
-            'ddr-score=ddr_basicsr.score:main',
-            'ddr-tune-prompts=ddr_basicsr.tune_prompts:main',
+            'ddr-train=ddr_basicsr.cli.train:main',
+            'ddr-test=ddr_basicsr.cli.test:main',
+            'ddr-score=ddr_basicsr.cli.score:main',
+            'ddr-tune-prompts=ddr_basicsr.cli.tune_prompts:main',
         ],
     },
 )

@@ -13,7 +13,7 @@ __all__ = ['DDR', '__version__']
 def __getattr__(name: str):
     """Load ``DDR`` on first use, so that importing the package stays cheap."""
     if name == 'DDR':
-        from ddr_basicsr.ddr import DDR
+        from ddr_basicsr.core.ddr import DDR
         return DDR
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 

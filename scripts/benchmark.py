@@ -22,7 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import open_clip
 
 from ddr_basicsr import DDR
-from ddr_basicsr.benchmarking import (
+from ddr_basicsr.core.ddr import feature_distance, square_patch_offsets
+from ddr_basicsr.core.prompts import BIQA_DEGRADATIONS, RESTORATION_DEGRADATIONS, resolve_prompts
+from ddr_basicsr.tools.benchmarking import (
     PeakMemory,
     device_description,
     mib_text,
@@ -31,8 +33,6 @@ from ddr_basicsr.benchmarking import (
     time_interleaved,
     training_step,
 )
-from ddr_basicsr.ddr import feature_distance, square_patch_offsets
-from ddr_basicsr.prompts import BIQA_DEGRADATIONS, RESTORATION_DEGRADATIONS, resolve_prompts
 
 
 class PlainDDR:

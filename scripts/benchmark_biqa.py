@@ -17,7 +17,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from ddr_basicsr.benchmarking import add_biqa_arguments, biqa_benchmark
+from ddr_basicsr.tools.benchmarking import add_biqa_arguments, biqa_benchmark
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -19,7 +19,7 @@ from basicsr.losses import build_loss
 from tqdm import tqdm
 
 import ddr_basicsr  # noqa: F401  (registers the losses)
-from ddr_basicsr.benchmarking import PeakMemory, device_description, mib_text, time_runs
+from ddr_basicsr.tools.benchmarking import PeakMemory, device_description, mib_text, time_runs
 
 LOSS_OPTIONS: Dict[str, dict] = {
     'LPIPSLoss': {'type': 'LPIPSLoss', 'loss_weight': 1.0, 'pretrained': False},

@@ -12,7 +12,7 @@ against ``stock``.
     python scripts/benchmark_train.py                          # CUDA, the set-ups above
     python scripts/benchmark_train.py --device cpu --tiny      # smoke run: tiny networks, 32x32, Dynamo eager
 
-``--clip-pretrained none`` (the default) uses randomly initialised CLIP weights (same cost, nothing to download).
+``--pretrained none`` (the default) uses randomly initialised CLIP weights (same cost, nothing to download).
 """
 import argparse
 import os
@@ -22,8 +22,8 @@ from typing import List, Optional
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout as well
-from ddr_basicsr.atomic_files import write_text_atomically
-from ddr_basicsr.benchmarking import (
+from ddr_basicsr.cli.arguments import parse_pretrained
+from ddr_basicsr.tools.benchmarking import (
     TRAINING_RECIPES,
     TRAINING_VARIANTS,
     ddr_loss_block,
@@ -31,7 +31,7 @@ from ddr_basicsr.benchmarking import (
     measure_training,
     training_table,
 )
-from ddr_basicsr.cli_options import parse_pretrained
+from ddr_basicsr.utils.atomic_files import write_text_atomically
 
 LOSS_SETS = ('plain', 'ddr')
 
@@ -51,8 +51,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--compile-backend', default=None,
                         help='torch.compile backend of the compile variants (default inductor; --tiny: eager)')
     parser.add_argument('--clip-model', default='ViT-B-32', help='open_clip model of DDRLoss')
-    parser.add_argument('--clip-pretrained', default='none',
-                        help="'none' (random weights, the same cost; default), an open_clip tag or a CLIP file")
+    parser.add_argument('--pretrained', '--clip-pretrained', dest='pretrained', default='none',
+                        help="'none' (random weights, the same cost; default), an open_clip tag or a CLIP file "
+                             '(--clip-pretrained: old spelling of --pretrained)')
     parser.add_argument('--output', default=None, help='also write the table to this Markdown file')
     args = parser.parse_args(argv)
     if args.device == 'cuda' and not torch.cuda.is_available():
@@ -70,7 +71,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True  # as BasicSR's train_pipeline sets it
-    ddr_opt = ddr_loss_block(args.clip_model, parse_pretrained(args.clip_pretrained))
+    ddr_opt = ddr_loss_block(args.clip_model, parse_pretrained(args.pretrained))
     header = (f'{device_description(device)}, torch {torch.__version__}; {args.warmup} warm-up + {args.iters} timed '
               f'steps per variant; compile backend {args.compile_backend}{"; tiny networks, 32x32" * args.tiny}')
     print(header, flush=True)

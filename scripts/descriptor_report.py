@@ -18,9 +18,9 @@ import argparse
 import sys
 from typing import Dict, Optional, Sequence
 
-from ddr_basicsr.cli_options import CommandLineError, add_model_arguments, ddr_from_arguments
-from ddr_basicsr.data.iqa_datasets import LOADERS
-from ddr_basicsr.prompts import TABLE7_WORDS
+from ddr_basicsr.cli.arguments import CommandLineError, add_model_arguments, ddr_from_arguments
+from ddr_basicsr.core.prompts import TABLE7_WORDS
+from ddr_basicsr.iqa.datasets import LOADERS
 
 
 def build_parser() -> argparse.ArgumentParser:

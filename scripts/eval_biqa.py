@@ -17,8 +17,8 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from ddr_basicsr.cli_options import CommandLineError, add_model_arguments, ddr_from_arguments, parse_dataset_argument
-from ddr_basicsr.data.iqa_datasets import (
+from ddr_basicsr.cli.arguments import CommandLineError, add_model_arguments, ddr_from_arguments, parse_dataset_argument
+from ddr_basicsr.iqa.datasets import (
     KONIQ_RESOLUTIONS,
     KONIQ_SCORE_COLUMNS,
     KONIQ_SPLITS,

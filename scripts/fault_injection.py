@@ -22,7 +22,7 @@ def main() -> int:
 
     import basicsr.train  # noqa: F401  (imported once here, so every forked run starts at once)
 
-    from ddr_basicsr.fault_injection import run_harness
+    from ddr_basicsr.tools.fault_injection import run_harness
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix='ddr-faults-'))
     report = run_harness(workdir, args.kills, args.total_iter, args.seed)
     for event in report.events:

@@ -5,7 +5,7 @@
     python scripts/get_pretrained.py --offline    # only verify; say where to put missing files
 
 Exit status 0 when every checkpoint is in place and verified, 1 otherwise. The list, the sources and the checks
-are in ddr_basicsr/pretrained.py.
+are in ddr_basicsr/paper/official_checkpoints.py.
 """
 import argparse
 import os
@@ -15,7 +15,7 @@ from typing import List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout, installed or not
 
-from ddr_basicsr.pretrained import OFFICIAL_CHECKPOINTS, PRETRAINED_FOLDER, run
+from ddr_basicsr.paper.official_checkpoints import OFFICIAL_CHECKPOINTS, PRETRAINED_FOLDER, run
 
 
 def main(argv: Optional[List[str]] = None) -> int:

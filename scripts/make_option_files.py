@@ -4,8 +4,8 @@
     python scripts/make_option_files.py           # (re)write; files whose content is unchanged are left alone
     python scripts/make_option_files.py --check   # exit 1 when a file is missing, stale or not generated
 
-Output is deterministic. Edit the tables of ddr_basicsr/option_files.py and re-run; never edit the generated
-files by hand.
+Output is deterministic. Edit the tables of ddr_basicsr/tools/option_file_generator.py and re-run; never edit the
+generated files by hand.
     options/{nafnet,restormer}_{gopro,realblur,realsr_city100}_{psnr,lpips,ctx,pdl,fdl,ddr}.yml  Tables 4, 5
     options/ablation/nafnet_gopro_ddr_*.yml                                                     Table 6
     options/test/<same stem>.yml, options/test/ablation/*.yml, options/test/official_*.yml
@@ -18,7 +18,7 @@ from typing import List, Optional
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the tables of this checkout, installed or not
 
-from ddr_basicsr.option_files import sync_option_files  # noqa: E402
+from ddr_basicsr.tools.option_file_generator import sync_option_files  # noqa: E402
 
 OPTIONS_DIR = ROOT / 'options'
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from ddr_basicsr.cli_options import add_prepare_arguments, crop_from_args, run_plans_from_args
+from ddr_basicsr.cli.arguments import add_prepare_arguments, crop_from_args, run_plans_from_args
 from ddr_basicsr.data.layouts import gopro_plans
 from ddr_basicsr.data.preparation import print_report
 

@@ -6,7 +6,7 @@ from typing import Dict, List
 import cv2
 import numpy as np
 
-from ddr_basicsr.score import main as score_main
+from ddr_basicsr.cli.score import main as score_main
 
 #: (name, height, width) of the 8-bit RGB files of :func:`write_rgb_photos` (non-square: patch averaging).
 RGB_PHOTOS = (('a.png', 48, 64), ('b.png', 64, 40), ('c.png', 40, 40), ('d.png', 48, 64))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ddr_basicsr.atomic_files import atomic_path, write_text_atomically
+from ddr_basicsr.utils.atomic_files import atomic_path, write_text_atomically
 
 
 def test_atomic_path_leaves_the_target_untouched_on_failure(tmp_path):

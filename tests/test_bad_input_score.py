@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from ddr_basicsr import image_io
-from ddr_basicsr.ddr import DDR
+from ddr_basicsr.cli.score import main
+from ddr_basicsr.core.ddr import DDR
+from ddr_basicsr.core.learned_prompts import PromptLearner, describe_backbone, save_prompt_file
+from ddr_basicsr.core.prompts import BIQA_DEGRADATIONS
 from ddr_basicsr.iqa import scoring
-from ddr_basicsr.iqa.scoring import collect_input_rows, iter_quality_scores
-from ddr_basicsr.prompt_learning import PromptLearner, describe_backbone, save_prompt_file
-from ddr_basicsr.prompts import BIQA_DEGRADATIONS
-from ddr_basicsr.score import main
+from ddr_basicsr.iqa.scoring import iter_quality_scores
+from ddr_basicsr.utils import image_io
+from ddr_basicsr.utils.image_files import collect_input_rows
 
 
 def _image(path, height, width, seed=0):
@@ -159,7 +160,7 @@ def test_bad_outputs_are_refused_before_the_model_loads(tmp_path, capsys, monkey
     inputs = [str(_image(images / 'a.png', 20, 20)), str(_image(images / 'b.png', 20, 20, seed=1))]
     output, message = make_output(tmp_path, inputs)
     before = _snapshot(tmp_path)
-    monkeypatch.setattr('ddr_basicsr.score.ddr_from_arguments', lambda args: pytest.fail('the model was loaded'))
+    monkeypatch.setattr('ddr_basicsr.cli.score.ddr_from_arguments', lambda args: pytest.fail('the model was loaded'))
     assert main([*inputs, '-o', output, '--device', 'cpu']) == 2
     error = capsys.readouterr().err
     assert error.startswith(f'ddr-score: error: --output {output}') and message in error
@@ -193,7 +194,7 @@ def test_an_output_that_is_the_file_of_an_option_is_refused(tmp_path, capsys, mo
     given = tmp_path / 'given.txt'
     given.write_bytes(content or f'{image}\n'.encode())
     before = _snapshot(tmp_path)
-    monkeypatch.setattr('ddr_basicsr.score.ddr_from_arguments', lambda args: pytest.fail('the model was loaded'))
+    monkeypatch.setattr('ddr_basicsr.cli.score.ddr_from_arguments', lambda args: pytest.fail('the model was loaded'))
     arguments = [] if option == '--files-from' else [image]
     assert main([*arguments, option, str(given), '-o', str(given), '--device', 'cpu']) == 2
     assert f'{given} is the {option} file; it would be overwritten' in capsys.readouterr().err
@@ -217,7 +218,7 @@ def test_a_second_run_with_the_same_output_at_the_same_time_is_refused(tmp_path,
 
 
 def test_a_file_system_without_locks_runs_unlocked(tmp_path, tiny_clip_path, monkeypatch):
-    from ddr_basicsr import atomic_files
+    from ddr_basicsr.utils import atomic_files
 
     def no_locks(handle, operation):
         raise OSError(errno.ENOLCK, 'No locks available')
@@ -263,7 +264,7 @@ def test_an_unreadable_sub_folder_is_an_error_row(tmp_path, monkeypatch):
             raise PermissionError(13, 'Permission denied', path)
         return original(path)
 
-    monkeypatch.setattr(scoring.os, 'scandir', scandir)
+    monkeypatch.setattr(os, 'scandir', scandir)
     rows = collect_input_rows([str(tmp_path)], recursive=True)
     assert [(os.path.basename(path), problem) for path, _, problem in rows] == [
         ('a.png', ''), ('locked', 'cannot list this folder (Permission denied); its images are not scored')]
@@ -438,8 +439,8 @@ def test_a_damaged_prompt_file_is_named(ddr, tiny_clip_path, tmp_path, capsys, d
 
 
 def test_a_damaged_tuning_state_or_feature_cache_is_named(ddr, tmp_path):
-    from ddr_basicsr.data.iqa_datasets import IQADataset
-    from ddr_basicsr.prompt_tuning import TuningSettings, run_protocol
+    from ddr_basicsr.iqa.datasets import IQADataset
+    from ddr_basicsr.iqa.prompt_tuning import TuningSettings, run_protocol
     (tmp_path / 'data').mkdir()
     items = tuple((str(_image(tmp_path / 'data' / f'{index}.png', 24, 24, index)), float(index)) for index in range(8))
     dataset = IQADataset('tiny', str(tmp_path / 'data'), items, higher_better=True, score_label='MOS')

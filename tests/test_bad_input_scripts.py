@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 import pytest
 
-from ddr_basicsr.data.iqa_datasets import load_dataset
 from ddr_basicsr.iqa import descriptor, evaluation
+from ddr_basicsr.iqa.datasets import load_dataset
 from test_eval_biqa import load_script
 from test_iqa_datasets import write_csiq, write_image, write_kadid10k, write_koniq10k, write_tid2013
 from test_prepare_datasets import make_realsr_city100, no_partials, read_lmdb, realsr_args, seed_of, write_pair

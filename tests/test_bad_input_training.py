@@ -9,8 +9,9 @@ import torch
 import yaml
 
 from ddr_basicsr.data.synthetic import write_synthetic_pairs
-from ddr_basicsr.host import checkpoints, pipelines, training_loop
+from ddr_basicsr.host import pipelines, training_loop
 from ddr_basicsr.host.pipelines import train_main
+from ddr_basicsr.training import checkpoints
 from tiny_training import make_options
 
 

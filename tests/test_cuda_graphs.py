@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from ddr_basicsr import DDR
-from ddr_basicsr.cuda_graphs import GRAPH_REUSED_MESSAGE, GraphedFunction
+from ddr_basicsr.core.cuda_graphs import GRAPH_REUSED_MESSAGE, GraphedFunction
 from ddr_basicsr.losses.ddr_loss import DDRLoss
 
 RESTORATION_SET = ['color', 'content', 'blur']

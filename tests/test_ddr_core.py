@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from ddr_basicsr import DDR
-from ddr_basicsr.clip_loading import ClipWeightsError
-from ddr_basicsr.ddr import square_patch_offsets
-from ddr_basicsr.pixel_degradations import PIXEL_DEGRADATIONS
-from ddr_basicsr.prompts import TABLE7_WORDS, prompt_pair, resolve_prompts
+from ddr_basicsr.core.clip_loading import ClipWeightsError
+from ddr_basicsr.core.ddr import square_patch_offsets
+from ddr_basicsr.core.pixel_degradations import PIXEL_DEGRADATIONS
+from ddr_basicsr.core.prompts import TABLE7_WORDS, prompt_pair, resolve_prompts
 
 BIQA_SET = ['blur', 'color', 'noise', 'exposure']
 RESTORATION_SET = ['color', 'content', 'blur']

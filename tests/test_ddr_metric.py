@@ -6,7 +6,7 @@ from basicsr.metrics import calculate_metric
 from basicsr.utils.registry import METRIC_REGISTRY
 
 import ddr_basicsr  # noqa: F401  (registers the plugin's metrics)
-from ddr_basicsr.ddr import DDR
+from ddr_basicsr.core.ddr import DDR
 from ddr_basicsr.metrics import ddr_metric
 
 

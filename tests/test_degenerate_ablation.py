@@ -10,9 +10,9 @@ from basicsr.losses import build_loss
 from basicsr.metrics import calculate_metric
 
 import ddr_basicsr  # noqa: F401  (registers the plugin's losses and metrics)
-from ddr_basicsr.ddr import DDR
+from ddr_basicsr.cli.score import main as ddr_score
+from ddr_basicsr.core.ddr import DDR
 from ddr_basicsr.host.preflight import resolve_weights
-from ddr_basicsr.score import main as ddr_score
 
 REASON = r'adaptation off \(--no-adaptation\) with the l\d distance scores every image the same'
 FIX = 'Use the cosine distance with adaptation off'

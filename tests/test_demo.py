@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ddr_basicsr import demo
+from ddr_basicsr.tools import demo
 
 
 def test_build_deblur_dataset_is_paired_disjoint_and_deterministic(tmp_path):

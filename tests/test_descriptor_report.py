@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from ddr_basicsr.core.prompts import TABLE7_WORDS
 from ddr_basicsr.iqa import descriptor as report
 from ddr_basicsr.iqa.cpbd import cpbd
 from ddr_basicsr.iqa.scoring import build_ddr
-from ddr_basicsr.prompts import TABLE7_WORDS
 from test_iqa_datasets import write_csiq
 
 SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'descriptor_report.py'

@@ -18,7 +18,7 @@ from scipy import stats
 
 from ddr_basicsr.iqa import evaluation
 from ddr_basicsr.iqa import scoring as score_module
-from ddr_basicsr.worker_pools import worker_executor
+from ddr_basicsr.utils.worker_pools import worker_executor
 from test_iqa_datasets import WRITERS, write_tid2013
 
 
@@ -56,7 +56,7 @@ def _evaluate(datasets, out, tiny_clip_path, degradations=None, **options):
 
 @pytest.fixture()
 def counted_images(monkeypatch):
-    """Number of images that reach the DDR model (ddr_basicsr.score.score_images)."""
+    """Number of images that reach the DDR model (ddr_basicsr.cli.score.score_images)."""
     count = []
     original = score_module.score_images
 

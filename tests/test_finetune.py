@@ -11,9 +11,9 @@ from basicsr.archs import build_network
 
 from ddr_basicsr import train as ddr_train
 from ddr_basicsr.host.options import check_model_options, load_yaml
-from ddr_basicsr.option_files import FINETUNE_ITERS, FINETUNES
 from ddr_basicsr.paper.cli import main as reproduce_main
-from ddr_basicsr.pretrained import OFFICIAL_CHECKPOINTS, OfficialCheckpoint, fetch, run
+from ddr_basicsr.paper.official_checkpoints import OFFICIAL_CHECKPOINTS, OfficialCheckpoint, fetch, run
+from ddr_basicsr.tools.option_file_generator import FINETUNE_ITERS, FINETUNES
 from tiny_training import logged_iterations, read_logs, write_options
 
 REPO = Path(__file__).resolve().parents[1]

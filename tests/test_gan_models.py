@@ -14,7 +14,7 @@ from ddr_basicsr import train as ddr_train
 from ddr_basicsr.data.synthetic import write_synthetic_pairs
 from ddr_basicsr.host.options import load_yaml
 from ddr_basicsr.models.extra_loss_model import PixelWithExtraTerms
-from ddr_basicsr.option_files import DDR_BLOCK, GAN_DDR_WEIGHT, GAN_RECIPES
+from ddr_basicsr.tools.option_file_generator import DDR_BLOCK, GAN_DDR_WEIGHT, GAN_RECIPES
 from tiny_training import REPO_ROOT, read_logs, resumed_at, subprocess_env, write_options
 
 GAN_OPTIONS = REPO_ROOT / 'options' / 'basicsr'

@@ -15,9 +15,10 @@ from basicsr.utils import get_root_logger
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ddr_basicsr.host import distributed, pipelines, run_options, training_loop
 from ddr_basicsr.host import options as host_options
+from ddr_basicsr.host import pipelines, run_options, training_loop
 from ddr_basicsr.models.training_guarantees import TrainingGuaranteesMixin
+from ddr_basicsr.training import distributed
 
 
 def test_safe_loader_keeps_order_and_floats(tmp_path):

@@ -1,11 +1,12 @@
-"""ddr_basicsr.image_io: bit depths, grey, alpha, formats, bad files, resizing."""
+"""ddr_basicsr.utils.image_io: bit depths, grey, alpha, formats, bad files, resizing."""
 import cv2
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from ddr_basicsr.image_io import decode_image, is_image_file, read_image, resize_short_side, to_float, to_tensor
+from ddr_basicsr.utils.image_files import is_image_file
+from ddr_basicsr.utils.image_io import decode_image, read_image, resize_short_side, to_float, to_tensor
 
 
 def _rgb8(height=12, width=20, seed=0):

@@ -12,11 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-from ddr_basicsr import atomic_files
 from ddr_basicsr.data import preparation
 from ddr_basicsr.data.layouts import gopro_plans
 from ddr_basicsr.data.preparation import CropSpec, aside_path, partial_path, run_plans
 from ddr_basicsr.iqa import descriptor, evaluation
+from ddr_basicsr.utils import atomic_files
 from test_bad_input_scripts import fake_niqe, run_eval, snapshot
 from test_iqa_datasets import write_csiq
 from test_prepare_datasets import make_gopro_large, read_lmdb

@@ -11,8 +11,8 @@ import pytest
 import torch
 from basicsr.metrics import calculate_metric
 
-from ddr_basicsr.image_io import read_image
 from ddr_basicsr.iqa.evaluation import niqe_of_file, niqe_score
+from ddr_basicsr.utils.image_io import read_image
 
 CALIBRATION = Path(__file__).resolve().parents[2] / 'shared' / 'reference' / 'iqa_calibration'
 TOLERANCE = 0.05

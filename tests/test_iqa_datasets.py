@@ -1,4 +1,4 @@
-"""ddr_basicsr.data.iqa_datasets on miniature copies of the eight datasets in their official formats.
+"""ddr_basicsr.iqa.datasets on miniature copies of the eight datasets in their official formats.
 
 The ``write_*`` functions build those copies (also used by test_eval_biqa.py); each returns the
 expected (path relative to the root, subjective score) list in label-file order.
@@ -11,7 +11,7 @@ import pytest
 from openpyxl import Workbook
 from scipy.io import savemat
 
-from ddr_basicsr.data.iqa_datasets import LIVE_FOLDERS, LOADERS, load_dataset
+from ddr_basicsr.iqa.datasets import LIVE_FOLDERS, LOADERS, load_dataset
 
 SIZE = (48, 64)  # (height, width) of the miniature images
 

@@ -5,10 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ddr_basicsr.ddr import DDR
-from ddr_basicsr.image_io import ImageTooLargeError
+from ddr_basicsr.core.ddr import DDR
+from ddr_basicsr.core.prompts import BIQA_DEGRADATIONS
 from ddr_basicsr.iqa.python_api import image_tensors, iqa_ddr
-from ddr_basicsr.prompts import BIQA_DEGRADATIONS
+from ddr_basicsr.utils.image_io import ImageTooLargeError
 from iqa_examples import ddr_score, write_rgb_photos
 
 

@@ -14,8 +14,8 @@ from basicsr.losses import build_loss
 from basicsr.models import build_model
 from basicsr.utils.registry import DATASET_REGISTRY, METRIC_REGISTRY
 
-from ddr_basicsr import option_files
 from ddr_basicsr.host.options import check_model_options, load_yaml
+from ddr_basicsr.tools import option_file_generator as option_files
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = ROOT / 'options'

@@ -12,15 +12,16 @@ import torch
 import yaml
 
 from ddr_basicsr.data.synthetic import write_synthetic_pairs
-from ddr_basicsr.fault_injection import final_weights_equal, run_harness, tiny_job_options
-from ddr_basicsr.host import checkpoints, preemption, training_loop
-from ddr_basicsr.host.checkpoints import CheckpointWriteError, NonFiniteWeightsError
+from ddr_basicsr.host import training_loop
 from ddr_basicsr.host.pipelines import train_main
 from ddr_basicsr.host.preflight import DataCheckError, check_data
-from ddr_basicsr.host.resume import TRAINING, ResumeMismatchError, SeededSamples, UnreadableSampleError
 from ddr_basicsr.losses.ddr_loss import DDRLoss
 from ddr_basicsr.models.restoration_model import NonFiniteLossError, RestorationModel
 from ddr_basicsr.models.training_guarantees import TrainingGuaranteesMixin
+from ddr_basicsr.tools.fault_injection import final_weights_equal, run_harness, tiny_job_options
+from ddr_basicsr.training import checkpoints, preemption
+from ddr_basicsr.training.checkpoints import CheckpointWriteError, NonFiniteWeightsError
+from ddr_basicsr.training.resume import TRAINING, ResumeMismatchError, SeededSamples, UnreadableSampleError
 from tiny_training import logged_iterations, read_logs, subprocess_env
 
 

@@ -1,6 +1,7 @@
 """Learnable degradation prompts: step-0 identity, tuning on a synthetic MOS, the prompt file and its users (CPU)."""
 import csv
 import io
+import json
 from pathlib import Path
 
 import cv2
@@ -8,17 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from ddr_basicsr.data.iqa_datasets import IQADataset
-from ddr_basicsr.ddr import DDR, text_directions
+from ddr_basicsr.cli.score import main as score_main
+from ddr_basicsr.cli.tune_prompts import main as tune_main
+from ddr_basicsr.core.ddr import DDR, text_directions
+from ddr_basicsr.core.learned_prompts import PromptFileError, PromptLearner, load_prompt_file
+from ddr_basicsr.core.prompts import BIQA_DEGRADATIONS, RESTORATION_DEGRADATIONS, PromptSet, resolve_prompts
+from ddr_basicsr.iqa.datasets import IQADataset
 from ddr_basicsr.iqa.descriptor import descriptor_report
 from ddr_basicsr.iqa.evaluation import evaluate, metric_settings, write_reports
-from ddr_basicsr.iqa.scoring import load_prompts
+from ddr_basicsr.iqa.prompt_tuning import TuningSettings, ranking_loss, run_protocol
 from ddr_basicsr.losses.ddr_loss import DDRLoss
-from ddr_basicsr.prompt_learning import PromptFileError, PromptLearner, load_prompt_file
-from ddr_basicsr.prompt_tuning import TuningSettings, ranking_loss, run_protocol
-from ddr_basicsr.prompts import BIQA_DEGRADATIONS, RESTORATION_DEGRADATIONS, resolve_prompts
-from ddr_basicsr.score import main as score_main
-from ddr_basicsr.tune_prompts import main as tune_main
 from test_iqa_datasets import WRITERS
 
 IMAGES = torch.rand(2, 3, 40, 56, generator=torch.Generator().manual_seed(0))
@@ -137,9 +137,30 @@ def test_backbone_mismatch_is_refused(tuned, tiny_clip_path, tmp_path):
         load_prompt_file(not_prompts)
 
 
+def test_one_loader_reads_a_mapping_yaml_json_and_a_tuned_file(tuned, tiny_clip_path, tmp_path):
+    pairs = {'haze': ['hazy', 'clear'], 'blur': ['blurry', 'sharp']}
+    (tmp_path / 'prompts.yml').write_text('haze: [hazy, clear]\nblur: [blurry, sharp]\n')
+    (tmp_path / 'prompts.json').write_text(json.dumps(pairs))
+    for given in (pairs, str(tmp_path / 'prompts.yml'), tmp_path / 'prompts.json'):
+        prompt_set = PromptSet.load(given)
+        assert prompt_set.learned is None and prompt_set.pairs == pairs
+        assert prompt_set.select(None) == resolve_prompts(None, pairs)
+        assert PromptSet.load(prompt_set) is prompt_set
+    learned = PromptSet.load(tuned[0].prompt_file)
+    assert learned.learned is not None and list(learned.select(None)) == list(BIQA_DEGRADATIONS)
+    assert list(learned.select('blur,color')) == ['blur', 'color']
+    from_file = DDR(pretrained=tiny_clip_path, prompts=str(tmp_path / 'prompts.yml'), device='cpu')
+    from_set = DDR(pretrained=tiny_clip_path, prompts=PromptSet.load(pairs), device='cpu')
+    assert from_file.degradation_names == ('haze', 'blur')
+    assert torch.equal(from_file.text_directions, from_set.text_directions)
+    (tmp_path / 'list.yml').write_text('[hazy, clear]\n')
+    with pytest.raises(ValueError, match='expected a mapping'):
+        PromptSet.load(tmp_path / 'list.yml')
+
+
 def test_ddr_score_reads_a_tuned_prompt_file(tuned, tuned_ddr, tiny_clip_path, tmp_path):
     outcome, _, folder, _ = tuned
-    assert load_prompts(outcome.prompt_file) == outcome.prompt_file
+    assert PromptSet.load(outcome.prompt_file).learned.path == outcome.prompt_file
     image = str(folder / 'blur' / '000.png')
     output = tmp_path / 'scores.csv'
     assert score_main([image, '--prompts', outcome.prompt_file, '--pretrained', tiny_clip_path, '--device', 'cpu',

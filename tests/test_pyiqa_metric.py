@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ddr_basicsr.image_io import read_image
-from ddr_basicsr.prompt_learning import PromptLearner, describe_backbone, save_prompt_file
-from ddr_basicsr.prompts import BIQA_DEGRADATIONS
+from ddr_basicsr.core.learned_prompts import PromptLearner, describe_backbone, save_prompt_file
+from ddr_basicsr.core.prompts import BIQA_DEGRADATIONS
+from ddr_basicsr.utils.image_io import read_image
 from iqa_examples import ddr_score, write_rgb_photos
 
 pyiqa = pytest.importorskip('pyiqa', reason='pyiqa is an optional extra (pip install "ddr-basicsr[iqa]")')

@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from ddr_basicsr.benchmarking import add_biqa_arguments, biqa_benchmark
-from ddr_basicsr.ddr import DDR
-from ddr_basicsr.image_io import read_image
+from ddr_basicsr.cli.score import main
+from ddr_basicsr.core.ddr import DDR
+from ddr_basicsr.core.prompts import BIQA_DEGRADATIONS
 from ddr_basicsr.iqa import scoring as score_module
-from ddr_basicsr.iqa.scoring import collect_inputs, iter_quality_scores, stack_by_size
-from ddr_basicsr.prompts import BIQA_DEGRADATIONS
-from ddr_basicsr.score import main
+from ddr_basicsr.iqa.scoring import iter_quality_scores, stack_by_size
+from ddr_basicsr.tools.benchmarking import add_biqa_arguments, biqa_benchmark
+from ddr_basicsr.utils.image_files import collect_inputs
+from ddr_basicsr.utils.image_io import read_image
 
 
 @pytest.fixture(scope='module')

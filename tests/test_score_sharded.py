@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from ddr_basicsr.cli_options import ddr_from_arguments
+from ddr_basicsr.cli.arguments import ddr_from_arguments
+from ddr_basicsr.cli.score import main
 from ddr_basicsr.iqa import scoring, shards
-from ddr_basicsr.iqa.scoring import collect_inputs, format_csv
-from ddr_basicsr.score import main
+from ddr_basicsr.iqa.scoring import format_csv
+from ddr_basicsr.utils.image_files import collect_inputs
 from tiny_training import subprocess_env
 
 #: One image per encoder call: a score then does not depend on which images share its batch (the matrix kernels
@@ -38,7 +39,7 @@ def ddr_built_once():
         return _BUILT_DDR[key]
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr('ddr_basicsr.score.ddr_from_arguments', build)
+        patch.setattr('ddr_basicsr.cli.score.ddr_from_arguments', build)
         yield
 
 
@@ -144,7 +145,7 @@ def test_torchrun_two_gloo_processes_write_the_one_process_csv(photos, tiny_clip
     """The one real multi-process run of this module (the kill and resume are checked in-process above)."""
     output = tmp_path / 'scores.csv'
     command = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
-               '-m', 'ddr_basicsr.score', str(photos), '-o', str(output), '--pretrained', tiny_clip_path, *BATCH]
+               '-m', 'ddr_basicsr.cli.score', str(photos), '-o', str(output), '--pretrained', tiny_clip_path, *BATCH]
     run = subprocess.run(command, cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert output.read_bytes() == reference_csv

@@ -19,7 +19,6 @@ from basicsr.models.base_model import BaseModel
 from basicsr.utils import options as basicsr_options
 
 from ddr_basicsr.host import pipelines, seam
-from ddr_basicsr.host.resume import ResumableSampler
 from ddr_basicsr.host.run_options import (
     PluginOptions,
     argument_parser,
@@ -28,6 +27,7 @@ from ddr_basicsr.host.run_options import (
     peek_options,
     uses_plugin,
 )
+from ddr_basicsr.training.resume import ResumableSampler
 from tiny_training import REPO_ROOT, read_logs, subprocess_env, write_options, write_paired_dataset
 
 BASICSR_OPTIONS = Path(__file__).parent / 'data' / 'basicsr_options'
@@ -345,7 +345,7 @@ def test_the_paper_pairs_start_from_the_same_network(tiny_clip_path, tmp_path, m
 def test_the_demos_two_runs_start_from_the_same_network(tiny_clip_path, tmp_path, monkeypatch):
     from basicsr.models import build_model
 
-    from ddr_basicsr.demo import demo_options
+    from ddr_basicsr.tools.demo import demo_options
     data = write_paired_dataset(tmp_path / 'data')
     for side in ('train', 'val'):  # the demo's folder names
         for old, new in (('gt', 'sharp'), ('lq', 'blur')):

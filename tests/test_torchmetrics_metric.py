@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ddr_basicsr.image_io import read_image
+from ddr_basicsr.utils.image_io import read_image
 from iqa_examples import ddr_score, write_rgb_photos
 
 pytest.importorskip('torchmetrics', reason='torchmetrics is an optional extra (pip install "ddr-basicsr[iqa]")')

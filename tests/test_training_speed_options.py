@@ -14,9 +14,9 @@ from typing import Dict, List, NamedTuple
 import pytest
 import torch
 
-from ddr_basicsr.benchmarking import measure_training, training_table
 from ddr_basicsr.host.options import check_train_keys
 from ddr_basicsr.models.restoration_model import RestorationModel
+from ddr_basicsr.tools.benchmarking import measure_training, training_table
 from test_cuda_graphs import needs_cuda
 from tiny_training import TINY_NAFNET
 

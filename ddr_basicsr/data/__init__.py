@@ -1,3 +1,3 @@
-"""Data: the eight IQA datasets of Table 3 read from their official files, and the preparation of the restoration
-datasets (GoPro, RealBlur, RealSR + City100) into the crops and lmdb folders the option files read."""
-__all__ = ['iqa_datasets', 'layouts', 'preparation']
+"""Restoration data: the preparation of GoPro, RealBlur and RealSR + City100 into the crops and lmdb folders the
+option files read, and the synthetic pairs of the tests and the demo (the IQA datasets are in ddr_basicsr.iqa)."""
+__all__ = ['layouts', 'preparation', 'synthetic']

@@ -28,9 +28,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ddr_basicsr.worker_pools import worker_executor
+from ddr_basicsr.utils.image_files import IMAGE_EXTENSIONS
+from ddr_basicsr.utils.worker_pools import worker_executor
 
-IMAGE_EXTENSIONS = frozenset({'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff'})
 BACKENDS = ('lmdb', 'disk')
 SPLITS = ('train', 'test')
 _KEY_PATTERN = re.compile(r'^[A-Za-z0-9_-]+$')  # BasicSR splits meta_info lines at the first '.'

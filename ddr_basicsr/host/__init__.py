@@ -11,16 +11,18 @@ BasicSR's registries. Runs that name nothing of the plugin's are BasicSR's own, 
 
 Modules: :mod:`.import_hook` (the hook), :mod:`.torchvision_alias` (basicsr 1.4.2 on torchvision >= 0.17),
 :mod:`.seam` (the table), :mod:`.run_options` (``parse_options`` of plugin runs), :mod:`.options` (safe YAML,
-option checks), :mod:`.preflight` (weights and data before anything is written), :mod:`.training_loop`,
-:mod:`.resume`, :mod:`.checkpoints`, :mod:`.preemption` (what the plugin's models and loop entries rely on),
-:mod:`.distributed`, :mod:`.pipelines` (``ddr-train`` / ``ddr-test``). Only this module and :mod:`.import_hook`
-load before basicsr does.
+option checks), :mod:`.preflight` (weights and data before anything is written), :mod:`.training_loop` (resume
+and loader entries), :mod:`.pipelines` (``ddr-train`` / ``ddr-test``). What the plugin's models and loop entries
+rely on (resume, checkpoints, preemption, distributed start) lives below the models, in :mod:`ddr_basicsr.training`.
+Only this module, :mod:`.import_hook` and ``ddr_basicsr.training``'s ``__init__`` load before basicsr does.
 """
 import importlib
 import sys
 from typing import Optional
 
-__all__ = ['activate', 'attach', 'attach_from_hook', 'is_attached', 'tell']
+from ddr_basicsr.training import tell
+
+__all__ = ['activate', 'attach', 'attach_from_hook', 'is_attached']
 
 PLUGIN_SUBPACKAGES = ('ddr_basicsr.archs', 'ddr_basicsr.losses', 'ddr_basicsr.models', 'ddr_basicsr.metrics')
 _attached = False
@@ -33,7 +35,7 @@ def activate() -> None:
         attach()
     else:
         from ddr_basicsr.host.import_hook import install_import_hook
-        install_import_hook()
+        install_import_hook(attach_from_hook)
 
 
 def attach() -> None:
@@ -73,8 +75,3 @@ def attach_from_hook() -> None:
 def is_attached() -> bool:
     """Whether ``attach()`` has run in this process."""
     return _attached
-
-
-def tell(message: str) -> None:
-    """Print a note of the seam on standard error (BasicSR's logger is not set up yet when most are made)."""
-    print(f'[ddr-basicsr] {message}', file=sys.stderr, flush=True)

@@ -5,9 +5,10 @@
 (``trian:``, ``val.metric``, with the close match) is a ValueError naming the option and the value. Loss blocks,
 networks and metrics are checked against their class signatures elsewhere (:mod:`.options`).
 """
-import difflib
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
+
+from ddr_basicsr.training.option_checks import did_you_mean
 
 _NUMBER = (int, float)
 _NO_EXAMPLE = object()
@@ -106,11 +107,6 @@ DATASET_KEYS = {'name': TEXT, 'type': TEXT, 'phase': ANY, 'scale': ANY, 'dataroo
 CHECKED_DATASET_TYPES = ('PairedImageDataset', 'SingleImageDataset')
 
 
-def _did_you_mean(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
-    return f" (did you mean '{close[0]}'?)" if close else ''
-
-
 def section_rules(opt: Mapping) -> Iterator[Tuple[str, Mapping, Dict[str, Rule], bool]]:
     """(label, section, rules, whether unknown keys are errors) for every section of ``opt`` the schema knows."""
     yield '', opt, SCHEMA[''], True
@@ -143,7 +139,7 @@ def check_schema(opt: Mapping, is_train: bool, strict_keys: bool = True) -> None
                 if strict_keys and unknown_is_error:
                     top = ' (top level)' if not label else ''
                     raise ValueError(f'{where}{key}{top} is not an option that BasicSR or ddr-basicsr reads'
-                                     f'{_did_you_mean(key, rules)}; it would be ignored')
+                                     f'{did_you_mean(key, rules)}; it would be ignored')
                 continue
             problem = rule.problem(value)
             if problem:

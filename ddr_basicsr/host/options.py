@@ -9,26 +9,17 @@ no-op) and a ``train`` key that looks like a misspelt block or setting (``ddr_op
 exist (relative ``dataroot_*`` paths become absolute against the current directory); ``num_gpu`` and
 ``prefetch_mode: cuda`` match the machine.
 """
-import difflib
-import inspect
 import os
 from collections import OrderedDict
 from os import path as osp
-from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
 import yaml
 
-_PYTHON_TAG_PREFIX = 'tag:yaml.org,2002:python/'
-LOSS_BLOCK_SUFFIX = '_opt'
+from ddr_basicsr.training.loss_blocks import loss_block_keys, loss_keys_read_by
+from ddr_basicsr.training.option_checks import check_keyword_options, did_you_mean
 
-# Loss blocks read by basicsr 1.4.2's own models (for a basicsr model, the first class of its MRO found here decides).
-STOCK_MODEL_LOSS_KEYS = {
-    'SRModel': ('pixel_opt', 'perceptual_opt'),
-    'SRGANModel': ('pixel_opt', 'ldl_opt', 'perceptual_opt', 'gan_opt'),
-    'HiFaceGANModel': ('pixel_opt', 'perceptual_opt', 'feature_matching_opt', 'gan_opt'),
-    'VideoRecurrentGANModel': ('pixel_opt', 'perceptual_opt', 'gan_opt'),
-    'StyleGAN2Model': ('gan_opt', ),
-}
+_PYTHON_TAG_PREFIX = 'tag:yaml.org,2002:python/'
 
 
 class OrderedSafeLoader(getattr(yaml, 'CSafeLoader', yaml.SafeLoader)):
@@ -94,24 +85,6 @@ def _lookup(registry, name: str) -> Any:
     return registry.get(name if name in registry else f'{name}_basicsr')
 
 
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
-    return f" (did you mean '{close[0]}'?)" if close else ''
-
-
-def check_keyword_options(section: str, target: Callable, options: Mapping) -> None:
-    """Every key of ``options`` but ``type`` is a keyword argument of ``target`` (a class or function),
-    unless it takes ``**kwargs``; a ValueError names the key, a close match and the accepted keys."""
-    parameters = inspect.signature(target).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return
-    accepted = [name for name in parameters if name != 'self']
-    for key in options:
-        if key != 'type' and key not in accepted:
-            raise ValueError(f"{section}.{key}: {getattr(target, '__name__', target)} has no option '{key}'"
-                             f"{_did_you_mean(key, accepted)}; its options: {', '.join(accepted)}")
-
-
 def check_train_keys(train_opt: Mapping) -> None:
     """A ``train`` key that is neither a loss block (``*_opt``) nor a known setting, yet looks like one
     (``ddr_opts``, ``pixel_op``, ``total_iters``), is a typo that would silently do nothing."""
@@ -119,7 +92,7 @@ def check_train_keys(train_opt: Mapping) -> None:
         if key.endswith('_opt') or key in TRAIN_KEYS:
             continue
         blocks = [name for name in train_opt if name.endswith('_opt')]
-        guess = _did_you_mean(key, list(TRAIN_KEYS) + blocks)
+        guess = did_you_mean(key, list(TRAIN_KEYS) + blocks)
         if key.endswith(('_opts', '_op', '_options')) or guess:
             suggestion = guess or f" (a loss block's key ends in '_opt', e.g. '{key.rsplit('_', 1)[0]}_opt')"
             raise ValueError(f'train.{key} is not read by any model{suggestion}; it would be ignored')
@@ -133,19 +106,8 @@ def check_validation_metrics(opt: Mapping) -> None:
         if not _registered(METRIC_REGISTRY, str(metric_type)):
             registered = sorted(entry for entry, _ in METRIC_REGISTRY)
             raise ValueError(f"val.metrics.{name}: unknown metric type '{metric_type}'"
-                             f"{_did_you_mean(str(metric_type), registered)}; registered metrics: "
+                             f"{did_you_mean(str(metric_type), registered)}; registered metrics: "
                              f"{', '.join(registered)}")
-
-
-def loss_keys_read_by(model_cls: type) -> Optional[Tuple[str, ...]]:
-    """Loss blocks that BasicSR's model behind ``model_cls`` reads (the first basicsr class of its MRO in
-    ``STOCK_MODEL_LOSS_KEYS``); None for models neither from basicsr nor from this plugin (they may read more)."""
-    if not model_cls.__module__.startswith(('basicsr.', 'ddr_basicsr.')):
-        return None
-    for cls in model_cls.__mro__:
-        if cls.__module__.startswith('basicsr.') and cls.__name__ in STOCK_MODEL_LOSS_KEYS:
-            return STOCK_MODEL_LOSS_KEYS[cls.__name__]
-    return None
 
 
 def model_for_extra_blocks(model_cls: type) -> Optional[str]:
@@ -192,25 +154,6 @@ def check_training_reductions(train_opt: Mapping) -> None:
         if isinstance(block, Mapping) and block.get('reduction') == 'none':
             raise ValueError(f"train.{key}.reduction is 'none' (one value per image); training needs one number: "
                              "use 'mean' or 'sum'")
-
-
-def loss_block_keys(train_opt: Mapping) -> List[str]:
-    """Keys of the enabled loss blocks (``*_opt`` with a non-empty value) of a ``train`` section, in file order."""
-    return [key for key, value in train_opt.items() if key.endswith(LOSS_BLOCK_SUFFIX) and value]
-
-
-def check_numeric_strings(section: str, values: Mapping) -> None:
-    """Numbers that YAML 1.1 reads as text (``lr: 1e-4``, also from ``--force_yml``), which would fail only once
-    the model is built; the TypeError names the fix."""
-    for name, value in values.items():
-        if name == 'type' or not isinstance(value, str):
-            continue
-        try:
-            float(value)
-        except ValueError:
-            continue
-        raise TypeError(f"{section}.{name} is the string {value!r}: YAML 1.1 reads '1e-4' as text; write "
-                        f'!!float {value} or a mantissa with a dot (1.0e-4), in the file or in --force_yml')
 
 
 def check_logger_options(opt: Mapping) -> None:

@@ -9,17 +9,17 @@
   scale; lmdb sets are checked by key count and by decoding one sample. All problems are listed in one error.
 """
 import copy
-import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from os import path as osp
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from basicsr.utils.registry import DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY
 from PIL import Image
 
-from ddr_basicsr.host import tell
+from ddr_basicsr.training import tell
+from ddr_basicsr.training.loss_blocks import PREBUILT_LOSSES, loss_block_key
 
 SKIP_DATA_CHECK_FLAG = '--skip-data-check'
 LISTED_PROBLEMS = 40
@@ -28,20 +28,6 @@ PROGRESS_SECONDS = 5.0
 
 class DataCheckError(ValueError):
     """The pre-flight found unreadable images or mismatched pairs; the message lists them."""
-
-
-#: Loss modules built by :func:`resolve_weights`, by :func:`loss_block_key`, until the model takes them.
-PREBUILT_LOSSES: Dict[str, Any] = {}
-
-
-def loss_block_key(block: Mapping) -> str:
-    """A key that is equal for equal loss blocks (nested options included)."""
-    return json.dumps(block, sort_keys=True, default=repr)
-
-
-def take_prebuilt_loss(block: Mapping) -> Optional[Any]:
-    """The loss :func:`resolve_weights` built for ``block`` (once; None when there is none)."""
-    return PREBUILT_LOSSES.pop(loss_block_key(block), None)
 
 
 def resolve_weights(opt: dict, is_train: bool) -> None:
@@ -164,14 +150,14 @@ def ddr_metric_min_side(opt: Mapping) -> int:
     metrics = ((opt.get('val') or {}).get('metrics') or {}).values()
     if not any(isinstance(metric, Mapping) and metric.get('type') == 'calculate_ddr' for metric in metrics):
         return 0
-    from ddr_basicsr.ddr import MIN_IMAGE_SIDE
+    from ddr_basicsr.core.ddr import MIN_IMAGE_SIDE
     return MIN_IMAGE_SIDE
 
 
 def check_network_files(opt: Mapping, is_train: bool) -> None:
     """Each ``path.pretrain_network_<label>`` loads as BasicSR loads it (a mapping holding ``param_key_<label>``, or
     ``params``); a test run of the plugin's models needs ``pretrain_network_g``. Errors name the file and the fix."""
-    from ddr_basicsr.host.checkpoints import unreadable_reason
+    from ddr_basicsr.training.checkpoints import unreadable_reason
     path_opt = opt.get('path') or {}
     if not is_train and not path_opt.get('pretrain_network_g'):
         raise ValueError('path.pretrain_network_g is not set: the test would evaluate a randomly initialised '

@@ -28,8 +28,7 @@ from typing import Any, Callable, Iterator, List, Mapping, Optional, Sequence, T
 
 import yaml
 
-from ddr_basicsr.atomic_files import try_lock
-from ddr_basicsr.host import preflight, seam, tell
+from ddr_basicsr.host import preflight, seam
 from ddr_basicsr.host.options import (
     OrderedSafeLoader,
     check_options,
@@ -37,6 +36,8 @@ from ddr_basicsr.host.options import (
     parse_force_yml_value,
     set_test_defaults,
 )
+from ddr_basicsr.training import tell
+from ddr_basicsr.utils.atomic_files import try_lock
 
 PLUGIN_PACKAGE = 'ddr_basicsr'
 _INSTALL_FOLDER_NAMES = ('site-packages', 'dist-packages')
@@ -230,8 +231,8 @@ def parse_plugin_options(root_path: str, is_train: bool = True,
     from basicsr.utils import set_random_seed
     from basicsr.utils.dist_util import get_dist_info
 
-    from ddr_basicsr.host.distributed import init_dist
-    from ddr_basicsr.host.resume import rng_states_kept
+    from ddr_basicsr.training.distributed import init_dist
+    from ddr_basicsr.training.resume import rng_states_kept
     args = argument_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
     opt = _read_option_file(args.opt)
     force_yml(opt, args.force_yml or [])

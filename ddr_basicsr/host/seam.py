@@ -53,7 +53,7 @@ SEAM = (
     SeamEntry('basicsr.train', 'load_resume_state', ('opt', ), 'ddr_basicsr.host.training_loop:load_resume_state',
               'resume on CPU, --auto_resume under the root folder, damaged states skipped'),
     SeamEntry('basicsr.train', 'EnlargedSampler', ('dataset', 'num_replicas', 'rank', 'ratio'),
-              'ddr_basicsr.host.resume:ResumableSampler', 'samples seeded by position; a resumed epoch continues'),
+              'ddr_basicsr.training.resume:ResumableSampler', 'samples seeded by position; a resumed epoch continues'),
     SeamEntry('basicsr.train', 'build_dataloader', _LOADER, 'ddr_basicsr.host.training_loop:build_dataloader',
               'the training loader of the resumable sampler'),
 )

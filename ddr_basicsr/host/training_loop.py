@@ -4,7 +4,8 @@
 * ``load_resume_state`` maps states to the CPU without CUDA, looks for ``--auto_resume`` states in the
   experiment's own ``training_states`` folder under the root folder (BasicSR looks under the current directory),
   skips damaged newest states, naming them, and says where it looked when it finds nothing.
-* ``build_dataloader`` makes the training loader resumable (samples seeded by position, see :mod:`.resume`).
+* ``build_dataloader`` makes the training loader resumable (samples seeded by position, see
+  :mod:`ddr_basicsr.training.resume`).
 """
 import os
 from os import path as osp
@@ -13,7 +14,7 @@ from typing import Any, List, Optional
 import torch
 from basicsr.utils import check_resume
 
-from ddr_basicsr.host import checkpoints, preemption, resume, tell
+from ddr_basicsr.training import checkpoints, preemption, resume, tell
 
 
 def latest_training_state(folder: str) -> Optional[str]:
@@ -115,8 +116,9 @@ def load_resume_state(opt: dict) -> Optional[dict]:
 
 def build_dataloader(dataset: Any, dataset_opt: dict, num_gpu: int = 1, dist: bool = False, sampler: Any = None,
                      seed: Optional[int] = None) -> torch.utils.data.DataLoader:
-    """BasicSR's ``build_dataloader`` for plugin runs: the training loader is resumable (see :mod:`.resume`), and
-    the workers of every loader ignore the stop signals that the main process handles (:mod:`.preemption`)."""
+    """BasicSR's ``build_dataloader`` for plugin runs: the training loader is resumable (see
+    :mod:`ddr_basicsr.training.resume`), and the workers of every loader ignore the stop signals that the main process
+    handles (:mod:`ddr_basicsr.training.preemption`)."""
     from basicsr.data import build_dataloader as stock_build_dataloader
     if dataset_opt.get('phase') == 'train':
         loader = resume.build_train_dataloader(stock_build_dataloader, dataset, dataset_opt, num_gpu, dist, sampler,

@@ -2,7 +2,8 @@
 import importlib
 
 _MODULES = {
-    'evaluation': ['METRIC_HIGHER_BETTER', 'NIQE_BLOCK', 'NIQE_SOURCE', 'PAPER_TABLE3', 'CacheError', 'Failure',
+    'evaluation': ['METRIC_HIGHER_BETTER', 'NIQE_BLOCK', 'NIQE_SOURCE', 'PAPER_TABLE3', 'TABLE3_METHODS', 'CacheError',
+                   'Failure',
                    'ScoreCache', 'correlations', 'dataset_options', 'direction_sign', 'evaluate', 'format_number',
                    'format_results_csv', 'format_results_markdown', 'format_scores_csv', 'metric_settings',
                    'niqe_of_file', 'niqe_score', 'niqe_size_problem', 'record_outcomes', 'relative_name', 'result_row',

@@ -28,14 +28,15 @@ from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from ddr_basicsr.atomic_files import atomic_path, atomic_paths
-from ddr_basicsr.data.iqa_datasets import load_dataset
-from ddr_basicsr.ddr import DDR
-from ddr_basicsr.image_io import read_image, resize_short_side
+from ddr_basicsr.core.ddr import DDR
 from ddr_basicsr.iqa.cpbd import BLOCK as CPBD_BLOCK
 from ddr_basicsr.iqa.cpbd import cpbd
+from ddr_basicsr.iqa.datasets import load_dataset
 from ddr_basicsr.iqa.evaluation import format_number, srcc, too_small_message
-from ddr_basicsr.iqa.scoring import collect_inputs, iter_quality_scores
+from ddr_basicsr.iqa.scoring import iter_quality_scores
+from ddr_basicsr.utils.atomic_files import atomic_path, atomic_paths
+from ddr_basicsr.utils.image_files import collect_inputs
+from ddr_basicsr.utils.image_io import read_image, resize_short_side
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

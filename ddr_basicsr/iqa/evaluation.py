@@ -1,6 +1,6 @@
 """Opinion-unaware blind-IQA evaluation of the paper's Table 3: DDR and NIQE (:func:`niqe_score`), SRCC/PLCC/KRCC.
 
-Every distorted image of each dataset (:mod:`ddr_basicsr.data.iqa_datasets`) is scored by each metric; the
+Every distorted image of each dataset (:mod:`ddr_basicsr.iqa.datasets`) is scored by each metric; the
 correlations with the subjective scores are taken over the whole set. Directions are handled: a
 correlation is multiplied by -1 when exactly one of (metric, subjective score) is lower-is-better
 (NIQE; DMOS of CSIQ and LIVE), so a metric that agrees with people gets a positive number, as in the
@@ -10,7 +10,7 @@ Per-image scores are appended to ``OUTPUT/cache/<dataset>-<metric>-<settings has
 (flushed and fsynced), so an interrupted run resumes where it stopped; changing a setting that changes
 scores (model, degradations, resolution, ...) uses a fresh cache file. The reports are replaced only once
 all of them are written. BasicSR (for NIQE) is imported only when NIQE is computed; NIQE runs in a pool of
-worker processes (:mod:`ddr_basicsr.worker_pools`).
+worker processes (:mod:`ddr_basicsr.utils.worker_pools`).
 
 An image a metric cannot score (unreadable, too small for NIQE, or a score that is not finite) is a
 :class:`Failure`: it is named in the failures, left out of that metric's correlations (the ``scored``
@@ -31,30 +31,36 @@ import numpy as np
 from scipy import stats
 from tqdm import tqdm
 
-from ddr_basicsr.atomic_files import atomic_paths, write_text_atomically
-from ddr_basicsr.data.iqa_datasets import IQADataset, load_dataset
-from ddr_basicsr.ddr import DDR
-from ddr_basicsr.image_io import decode_image, resize_short_side, to_tensor
+from ddr_basicsr.core.ddr import DDR
+from ddr_basicsr.iqa.datasets import IQADataset, load_dataset
 from ddr_basicsr.iqa.scoring import ddr_settings, iter_quality_scores
-from ddr_basicsr.worker_pools import worker_executor
+from ddr_basicsr.utils.atomic_files import atomic_paths, write_text_atomically
+from ddr_basicsr.utils.image_io import decode_image, resize_short_side, to_tensor
+from ddr_basicsr.utils.worker_pools import worker_executor
 
-__all__ = ['METRIC_HIGHER_BETTER', 'NIQE_BLOCK', 'NIQE_SOURCE', 'PAPER_TABLE3', 'CacheError', 'Failure', 'ScoreCache',
+__all__ = ['METRIC_HIGHER_BETTER', 'NIQE_BLOCK', 'NIQE_SOURCE', 'PAPER_TABLE3', 'TABLE3_METHODS', 'CacheError',
+           'Failure', 'ScoreCache',
            'correlations', 'dataset_options', 'direction_sign', 'evaluate', 'format_number', 'format_results_csv',
            'format_results_markdown', 'format_scores_csv', 'metric_settings', 'niqe_of_file', 'niqe_score',
            'niqe_size_problem', 'record_outcomes', 'relative_name', 'result_row', 'run_ddr', 'run_niqe',
            'settings_hash', 'srcc', 'too_small_message', 'write_reports']
 
-#: Table 3 of the paper: SRCC of NIQE and of DDR ("Ours") on each dataset.
-PAPER_TABLE3 = {
-    'csiq': {'niqe': 0.6191, 'ddr': 0.8289},
-    'live': {'niqe': 0.9062, 'ddr': 0.8793},
-    'tid2013': {'niqe': 0.3106, 'ddr': 0.5844},
-    'kadid10k': {'niqe': 0.3779, 'ddr': 0.5968},
-    'koniq10k': {'niqe': 0.5300, 'ddr': 0.6455},
-    'livec': {'niqe': 0.4495, 'ddr': 0.6613},
-    'cid2013': {'niqe': 0.6589, 'ddr': 0.8009},
-    'spaq': {'niqe': 0.3105, 'ddr': 0.7249},
+#: Table 3 of the paper: SRCC of the opinion-unaware methods on each dataset (column order of the paper; 'ddr'
+#: is "Ours"), the one copy read by the evaluation reports and by the reproduction (ddr_basicsr.paper.numbers).
+TABLE3_METHODS: Tuple[str, ...] = ('niqe', 'qac', 'piqe', 'lpsi', 'ilniqe', 'dipiq', 'snp-niqe', 'npqi', 'contentsep',
+                                   'ddr')
+_TABLE3_ROWS = {
+    'csiq': (0.6191, 0.4804, 0.5120, 0.5218, 0.8045, 0.5191, 0.6090, 0.6341, 0.5871, 0.8289),
+    'live': (0.9062, 0.8683, 0.8398, 0.8181, 0.8975, 0.9378, 0.9073, 0.9108, 0.7478, 0.8793),
+    'tid2013': (0.3106, 0.3719, 0.3636, 0.3949, 0.4938, 0.4377, 0.3329, 0.2804, 0.2530, 0.5844),
+    'kadid10k': (0.3779, 0.2394, 0.2372, 0.1478, 0.5406, 0.2977, 0.3719, 0.3909, 0.5060, 0.5968),
+    'koniq10k': (0.5300, 0.3397, 0.2452, 0.2239, 0.5057, 0.2375, 0.6284, 0.6132, 0.6401, 0.6455),
+    'livec': (0.4495, 0.2258, 0.2325, 0.0832, 0.4393, 0.2089, 0.4654, 0.4752, 0.5060, 0.6613),
+    'cid2013': (0.6589, 0.0299, 0.0448, 0.3229, 0.3062, 0.3776, 0.7159, 0.7698, 0.6116, 0.8009),
+    'spaq': (0.3105, 0.4397, 0.2317, 0.0001, 0.6959, 0.2189, 0.5402, 0.5999, 0.7084, 0.7249),
 }
+PAPER_TABLE3: Dict[str, Dict[str, float]] = {dataset: dict(zip(TABLE3_METHODS, values))
+                                             for dataset, values in _TABLE3_ROWS.items()}
 #: Metric name -> True when a higher score means better quality.
 METRIC_HIGHER_BETTER = {'ddr': True, 'niqe': False}
 

@@ -1,6 +1,6 @@
 """The batched blind-IQA scoring engine behind ``ddr-score`` and the evaluation scripts (Sec. 3.3, Eq. 7).
 
-Images are decoded in DataLoader worker processes (:mod:`ddr_basicsr.image_io`), which send them
+Images are decoded in DataLoader worker processes (:mod:`ddr_basicsr.utils.image_io`), which send them
 stacked by size, a chunk of files at a time; here they are grouped by size, and each group of ``batch_size``
 equal-size images goes to the GPU as one batch, so one CLIP encoder call sees the square patches of many
 images. The CSV has one row per input file: ``path``, ``ddr`` (the blind-IQA score, mean over the
@@ -9,25 +9,21 @@ degradation set; higher = better quality), one column per degradation (DDR_d wit
 
 """
 import csv
-import fnmatch
-import glob
 import io
-import os
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import torch
-import yaml
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ddr_basicsr.cli_options import DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_PIXELS
-from ddr_basicsr.ddr import DDR
-from ddr_basicsr.image_io import decode_image, is_image_file, resize_short_side, to_float, to_tensor
-from ddr_basicsr.prompts import BIQA_DEGRADATIONS
+from ddr_basicsr.core.ddr import DDR
+from ddr_basicsr.core.prompts import BIQA_DEGRADATIONS, PromptsArgument
+from ddr_basicsr.utils.image_files import DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_PIXELS
+from ddr_basicsr.utils.image_io import decode_image, resize_short_side, to_float, to_tensor
 
 #: Images of one size kept waiting for a full batch, at most this many batches' worth in all.
 MAX_PENDING_BATCHES = 4
@@ -51,7 +47,8 @@ class ImageScore:
 
 class ImageFiles(Dataset):
     """Decodes ``paths[index]`` to (index, (3, H, W) uint8/float32 tensor or None, error message); images beyond
-    ``max_pixels`` / ``max_aspect_ratio`` are refused from their header (:func:`~ddr_basicsr.image_io.decode_image`).
+    ``max_pixels`` / ``max_aspect_ratio`` are refused from their header
+    (:func:`~ddr_basicsr.utils.image_io.decode_image`).
     """
 
     def __init__(self, paths: Sequence[str], short_side: Optional[int] = None,
@@ -134,7 +131,7 @@ def iter_quality_scores(ddr: DDR, paths: Sequence[str], batch_size: int = 32, wo
     """Score every file of ``paths``; yields one :class:`ImageScore` per path, in completion order.
 
     ``workers`` decoding processes (0: decode in this process); ``short_side`` resizes each image so its
-    shorter side is at most that many pixels (:func:`~ddr_basicsr.image_io.resize_short_side`). A file
+    shorter side is at most that many pixels (:func:`~ddr_basicsr.utils.image_io.resize_short_side`). A file
     beyond ``max_pixels`` or ``max_aspect_ratio`` (None: no limit) and an image that runs out of memory get
     an error row; the others are scored. A batch holds at most :data:`MAX_BATCH_PIXELS` pixels.
     """
@@ -185,137 +182,6 @@ def iter_quality_scores(ddr: DDR, paths: Sequence[str], batch_size: int = 32, wo
             yield from flush(next(iter(groups)))
 
 
-def _has_wildcard(text: str) -> bool:
-    return any(char in text for char in '*?[')
-
-
-def _walk_files(top: str, recursive: bool, unreadable: Optional[list] = None) -> Iterator[Tuple[str, str]]:
-    """(path, real path) of the files in folder ``top`` (and its sub-folders when ``recursive``), hidden names
-    skipped. Symlinked folders are followed, but each real folder is entered once, so a symlink loop ends. A folder
-    that cannot be listed is added to ``unreadable`` as a (path, real path, problem) row."""
-    visited = set()
-    pending = [(top, os.path.realpath(top))]
-    while pending:
-        folder, real_folder = pending.pop()
-        if real_folder in visited:
-            continue
-        visited.add(real_folder)
-        try:
-            entries = list(os.scandir(folder))
-        except OSError as error:  # unreadable, or vanished while walking
-            if unreadable is not None:
-                unreadable.append((folder, real_folder, f'cannot list this folder ({error.strerror}); its images '
-                                                        'are not scored'))
-            continue
-        for entry in entries:
-            if entry.name.startswith('.'):
-                continue
-            try:
-                real = os.path.realpath(entry.path) if entry.is_symlink() else os.path.join(real_folder, entry.name)
-                if entry.is_dir():  # False for a symlink loop, which is skipped
-                    if recursive:
-                        pending.append((entry.path, real))
-                elif entry.is_file():
-                    yield entry.path, real
-            except OSError:
-                continue
-
-
-def _matches(names: Sequence[str], parts: Sequence[str]) -> bool:
-    """Glob match of path components ``names`` against pattern components ``parts`` ('**': any number of them)."""
-    if not parts:
-        return not names
-    if parts[0] == '**':
-        return any(_matches(names[start:], parts[1:]) for start in range(len(names) + 1))
-    return bool(names) and fnmatch.fnmatchcase(names[0], parts[0]) and _matches(names[1:], parts[1:])
-
-
-def _glob_files(pattern: str, unreadable: Optional[list] = None) -> Iterator[Tuple[str, str]]:
-    """(path, real path) of the files matching ``pattern``; a recursive '**' pattern is matched while walking
-    its fixed leading folder with :func:`_walk_files` (glob.glob follows symlink loops without end)."""
-    parts = pattern.split(os.sep)
-    if '**' not in parts:
-        yield from ((path, os.path.realpath(path)) for path in glob.glob(pattern) if os.path.isfile(path))
-        return
-    fixed = next(index for index, part in enumerate(parts) if _has_wildcard(part))
-    top = os.sep.join(parts[:fixed]) or ('.' if fixed == 0 else os.sep)
-    for path, real in _walk_files(top, True, unreadable):
-        names = os.path.relpath(path, top).split(os.sep)
-        if _matches(names, parts[fixed:]):
-            yield (os.path.relpath(path) if fixed == 0 else path), real
-
-
-def collect_input_rows(inputs: Sequence[str], recursive: bool = False) -> List[Tuple[str, str, str]]:
-    """Expand files, folders and glob patterns into (path, real path, problem) rows in the given order.
-
-    Folders give their image files (:data:`~ddr_basicsr.image_io.IMAGE_EXTENSIONS`, hidden names skipped),
-    sorted, including sub-folders when ``recursive`` (symlinked folders are followed, each real folder once).
-    Explicit files are kept whatever their extension. A file reached twice (the same real path: repeated
-    entries, symlinks) is listed once, where it first appears. ``problem`` is empty, or says why the row
-    cannot be scored (a pattern matching nothing, an empty folder, a folder that cannot be listed).
-    """
-    rows: List[Tuple[str, str, str]] = []
-    for item in inputs:
-        unreadable: List[Tuple[str, str, str]] = []
-        if os.path.isdir(item):
-            found = sorted((path, real) for path, real in _walk_files(item, recursive, unreadable)
-                           if is_image_file(path))
-            rows.extend((path, real, '') for path, real in found)
-            rows.extend(unreadable)
-            if not found and not unreadable:
-                problem = 'no image file in this folder' + ('' if recursive else ' (try --recursive)')
-                rows.append((item, os.path.realpath(item), problem))
-        elif _has_wildcard(item) and not os.path.exists(item):
-            found = sorted(_glob_files(item, unreadable))
-            rows.extend((path, real, '') for path, real in found)
-            rows.extend(unreadable)
-            if not found and not unreadable:
-                rows.append((item, item, 'no file matches this pattern'))
-        else:
-            rows.append((item, os.path.realpath(item), ''))
-    seen = set()
-    unique = []
-    for row in rows:
-        if row[1] not in seen:
-            seen.add(row[1])
-            unique.append(row)
-    return unique
-
-
-def collect_inputs(inputs: Sequence[str], recursive: bool = False) -> List[Tuple[str, str]]:
-    """(path, problem) rows of :func:`collect_input_rows`."""
-    return [(path, problem) for path, _, problem in collect_input_rows(inputs, recursive)]
-
-
-def read_path_list(path: str) -> List[str]:
-    """The entries of a ``--files-from`` file: one path (or folder, or glob pattern) a line, UTF-8 (names that are
-    not are kept as their bytes); line endings stripped, empty lines skipped. A NUL byte (a binary file,
-    ``find -print0``) is a ValueError."""
-    with open(path, encoding='utf-8', errors='surrogateescape') as handle:
-        lines = handle.read().splitlines()
-    for number, line in enumerate(lines, 1):
-        if '\0' in line:
-            raise ValueError(f'line {number} holds a NUL byte; expected one path a line (a list from find -print0? '
-                             'use find -print)')
-    return [line for line in lines if line]
-
-
-def load_prompts(path: str) -> Union[str, Dict[str, List[str]]]:
-    """Read a YAML or JSON mapping {degradation name: [degraded prompt, clean prompt]}; a ``.pt`` file is a tuned
-    prompt file (``ddr-tune-prompts``), returned as its path for ``DDR(prompts=...)`` to read."""
-    if path.endswith('.pt'):
-        return path
-    with open(path, encoding='utf-8') as handle:
-        try:
-            prompts = yaml.safe_load(handle)
-        except yaml.YAMLError as error:
-            raise ValueError(f'{path} is not valid YAML/JSON: {" ".join(str(error).split())}') from None
-    if not isinstance(prompts, dict) or not prompts:
-        raise ValueError(f'{path}: expected a mapping {{name: [degraded prompt, clean prompt]}}, '
-                         f'e.g. {{"haze": ["hazy", "clear"]}}')
-    return prompts
-
-
 def format_csv(results: Sequence[ImageScore], names: Sequence[str]) -> str:
     """CSV text: path, ddr, one column per degradation, error."""
     buffer = io.StringIO()
@@ -331,7 +197,7 @@ def format_csv(results: Sequence[ImageScore], names: Sequence[str]) -> str:
 
 
 def build_ddr(model: str, pretrained: Optional[str], degradations: Optional[str],
-              prompts: Optional[Union[str, Mapping[str, Sequence[str]]]], device: Optional[str], precision: str,
+              prompts: Optional[PromptsArgument], device: Optional[str], precision: str,
               default_degradations: Sequence[str] = BIQA_DEGRADATIONS, adaptation: bool = True,
               distance: str = 'cosine') -> DDR:
     """DDR from command-line values; without ``degradations`` and ``prompts``, ``default_degradations``

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import IO, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
-from ddr_basicsr.atomic_files import try_lock, write_text_atomically
-from ddr_basicsr.ddr import DDR
+from ddr_basicsr.core.ddr import DDR
 from ddr_basicsr.iqa.scoring import ImageScore, ddr_settings, iter_quality_scores
+from ddr_basicsr.utils.atomic_files import try_lock, write_text_atomically
 
 SHARDS_SUFFIX = '.shards'
 SETTINGS_SUFFIX = '.settings.json'

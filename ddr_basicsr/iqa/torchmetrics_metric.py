@@ -10,7 +10,7 @@ except ImportError as error:
     raise ImportError(f'DDRQuality needs torchmetrics ({error}): pip install "ddr-basicsr[iqa]" '
                       '(or pip install torchmetrics)') from error
 
-from ddr_basicsr.ddr import DDR, QualityImages
+from ddr_basicsr.core.ddr import DDR, QualityImages
 from ddr_basicsr.iqa.python_api import iqa_ddr
 
 

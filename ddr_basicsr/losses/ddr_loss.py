@@ -5,9 +5,9 @@ import torch
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 
-from ddr_basicsr.ddr import DDR, PromptsArgument
+from ddr_basicsr.core.ddr import DDR
+from ddr_basicsr.core.prompts import RESTORATION_DEGRADATIONS, PromptsArgument
 from ddr_basicsr.losses.loss_util import check_reduction, per_image_weight, reduce_per_image
-from ddr_basicsr.prompts import RESTORATION_DEGRADATIONS
 
 
 @LOSS_REGISTRY.register()

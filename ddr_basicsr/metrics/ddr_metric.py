@@ -25,8 +25,8 @@ import torch
 from basicsr.metrics.metric_util import reorder_image
 from basicsr.utils.registry import METRIC_REGISTRY
 
-from ddr_basicsr.ddr import DDR, PromptsArgument
-from ddr_basicsr.prompts import BIQA_DEGRADATIONS
+from ddr_basicsr.core.ddr import DDR
+from ddr_basicsr.core.prompts import BIQA_DEGRADATIONS, PromptsArgument
 
 _DDR_MODELS: Dict[Tuple, DDR] = {}
 

@@ -1,11 +1,6 @@
-"""ddr-basicsr models: every `*_model.py` here registers into BasicSR's registry on import."""
-import importlib
-from pathlib import Path
-
+"""ddr-basicsr models: the modules imported here register into BasicSR's registries (once, on import)."""
+from ddr_basicsr.models import extra_loss_model  # noqa: F401 (registers the DDR<family> models)
 from ddr_basicsr.models.lr_scheduler import CosineAnnealingRestartCyclicLR, TrueCosineAnnealingLR
 from ddr_basicsr.models.restoration_model import RestorationModel
 
 __all__ = ['CosineAnnealingRestartCyclicLR', 'TrueCosineAnnealingLR', 'RestorationModel']
-
-for _module in sorted(p.stem for p in Path(__file__).parent.glob('*_model.py')):
-    importlib.import_module(f'{__name__}.{_module}')

@@ -20,11 +20,11 @@ import torch
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import Tensor, nn
 
-from ddr_basicsr.host.options import loss_block_keys, loss_keys_read_by
-from ddr_basicsr.host.real_esrgan_cpu import on_device
 from ddr_basicsr.models.optimizers import OptimizerChoicesMixin
 from ddr_basicsr.models.restoration_model import NonFiniteLossError, build_loss_block, loss_terms
 from ddr_basicsr.models.training_guarantees import TrainingGuaranteesMixin
+from ddr_basicsr.training.loss_blocks import loss_block_keys, loss_keys_read_by
+from ddr_basicsr.training.real_esrgan_cpu import on_device
 
 #: BasicSR models that get a ``DDR`` variant. Not HiFaceGANModel / StyleGAN2Model: they generate faces from
 #: latents or parsing maps rather than restore a degraded image, which is what DDR's training objective is for.
@@ -75,7 +75,7 @@ def _model_device(opt: Mapping) -> torch.device:
 
 class ExtraLossBlocksMixin:
     """Adds the extra loss blocks of ``train`` to a BasicSR model's generator objective (module docstring), and
-    runs Real-ESRGAN's data pipeline on a CPU model (:func:`ddr_basicsr.host.real_esrgan_cpu.on_device`)."""
+    runs Real-ESRGAN's data pipeline on a CPU model (:func:`ddr_basicsr.training.real_esrgan_cpu.on_device`)."""
 
     def __init__(self, opt: dict) -> None:
         with on_device(type(self), _model_device(opt)):

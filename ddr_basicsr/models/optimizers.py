@@ -9,8 +9,8 @@ from typing import Mapping, Optional
 
 import torch
 
-from ddr_basicsr.host.options import check_numeric_strings
 from ddr_basicsr.models.lr_scheduler import SCHEDULERS
+from ddr_basicsr.training.option_checks import check_numeric_strings
 
 BASICSR_SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
 OPTIMIZER_SECTIONS = ('optim_g', 'optim_d')

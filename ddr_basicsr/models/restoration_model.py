@@ -48,11 +48,11 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import LOSS_REGISTRY, MODEL_REGISTRY
 from torch import Tensor, nn
 
-from ddr_basicsr.host.options import LOSS_BLOCK_SUFFIX, check_keyword_options, loss_block_keys
-from ddr_basicsr.host.preflight import take_prebuilt_loss
-from ddr_basicsr.host.resume import rng_states_kept
 from ddr_basicsr.models.optimizers import OptimizerChoicesMixin
 from ddr_basicsr.models.training_guarantees import TrainingGuaranteesMixin
+from ddr_basicsr.training.loss_blocks import LOSS_BLOCK_SUFFIX, loss_block_keys, take_prebuilt_loss
+from ddr_basicsr.training.option_checks import check_keyword_options
+from ddr_basicsr.training.resume import rng_states_kept
 
 AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16}
 # Names given to the parts of a loss that returns a tuple (BasicSR's PerceptualLoss: perceptual, style).

@@ -23,7 +23,7 @@ from basicsr.utils import get_root_logger
 from torch import nn
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
-from ddr_basicsr.host import checkpoints, preemption, resume
+from ddr_basicsr.training import checkpoints, preemption, resume
 
 SCHEDULER_PROGRESS_KEYS = ('last_epoch', '_step_count', '_last_lr', '_get_lr_called_within_step', '_is_initial')
 OPTIMIZER_PROGRESS_KEYS = ('params', 'lr')
@@ -118,7 +118,7 @@ class TrainingGuaranteesMixin:
         Optimizer and scheduler states are loaded, then the hyper-parameters the option file sets (scheduler
         ``periods``, ``milestones``, ``T_max``, base learning rates, optimizer ``betas``, ``weight_decay``, ...) are
         taken from the options, continued at the saved iteration, with one log line per change. The random
-        generators and the sampler position are restored by :func:`ddr_basicsr.host.resume.restore_progress`.
+        generators and the sampler position are restored by :func:`ddr_basicsr.training.resume.restore_progress`.
         """
         state_path = self.opt['path'].get('resume_state') or 'the training state'
         for kind, saved, current in (('optimizers', resume_state['optimizers'], self.optimizers),

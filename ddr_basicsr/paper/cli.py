@@ -10,8 +10,8 @@ import os
 import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from ddr_basicsr.cli_options import PRECISION_CHOICES, parse_pretrained
-from ddr_basicsr.paper.folders import DEFAULT_OUTPUT_DIR, DEFAULT_ROOTS
+from ddr_basicsr.cli.arguments import PRECISION_CHOICES, parse_pretrained
+from ddr_basicsr.paper.folders import DEFAULT_OUTPUT_DIR, DEFAULT_ROOTS, DEFAULT_WORKERS
 
 DESCRIPTION = ('Reproduce the tables and figures of the DDR paper, one sub-command each: Markdown + CSV (+ PNG) with '
                'the paper\'s numbers beside ours, under --output-dir.')
@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     clip.add_argument('--device', default=None, help='cpu, cuda, ... (default: cuda when available)')
     clip.add_argument('--precision', default='fp32', choices=PRECISION_CHOICES, help='image encoder (default fp32)')
     clip.add_argument('--batch-size', type=int, default=32, help='images per encoder call (default 32)')
-    clip.add_argument('--workers', type=int, default=4, help='image-decoding processes (default 4; 0: none)')
+    clip.add_argument('--workers', type=int, default=DEFAULT_WORKERS,
+                      help=f'image-decoding processes (default: one per core, {DEFAULT_WORKERS}; 0: none)')
     sweep = argparse.ArgumentParser(add_help=False)
     sweep.add_argument('--sigmas', type=number_list, default=None, metavar='S1,S2,...',
                        help='ω_d grid: Gaussian blur σ in px (default 0.5,1,2,4,8)')
@@ -91,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     table8 = add('table8', 'Table 8: the 13 blind-IQA ablation rows on CSIQ, TID2013, LIVE in the Wild, KonIQ', clip)
     table8.add_argument('--rows', type=row_list, default=None, help='comma-separated row numbers (default: all 13)')
     table8.add_argument('--backbone-weights', action='append', type=name_value, default=[], metavar='MODEL=FILE',
-                        help='local CLIP file of a backbone (repeatable), e.g. RN50x16=/weights/RN50x16.pt')
+                        help='local CLIP file of a backbone (repeatable), e.g. RN50x16=/weights/RN50x16.pt; '
+                             'unlike --pretrained (the weights of --model), it names the backbone, for the rows '
+                             'that use several')
     fig7 = add('fig7', 'Fig. 7: SRCC of DDR_d with the mean/std of VGG relu1_1 ... relu5_1', clip)
     fig7.add_argument('--dataset', default='livec', choices=DATASET_NAMES, help='default: livec')
     fig7.add_argument('--vgg-weights', default=None, help='local torchvision VGG19 state dict')
@@ -145,7 +148,7 @@ def run(args: argparse.Namespace):
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    from ddr_basicsr.clip_loading import ClipWeightsError
+    from ddr_basicsr.core.clip_loading import ClipWeightsError
     from ddr_basicsr.paper.table3 import BaselineUnavailable
     try:
         report = run(args)

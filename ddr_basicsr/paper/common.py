@@ -17,9 +17,8 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, 
 
 from tqdm import tqdm
 
-from ddr_basicsr.atomic_files import atomic_path, write_text_atomically
-from ddr_basicsr.data.iqa_datasets import IQADataset, load_dataset
-from ddr_basicsr.ddr import DDR
+from ddr_basicsr.core.ddr import DDR
+from ddr_basicsr.iqa.datasets import IQADataset, load_dataset
 from ddr_basicsr.iqa.evaluation import (
     Failure,
     ScoreCache,
@@ -31,7 +30,8 @@ from ddr_basicsr.iqa.evaluation import (
     settings_hash,
 )
 from ddr_basicsr.iqa.scoring import ddr_settings as scoring_ddr_settings
-from ddr_basicsr.paper.folders import DEFAULT_ROOTS
+from ddr_basicsr.paper.folders import DEFAULT_ROOTS, DEFAULT_WORKERS
+from ddr_basicsr.utils.atomic_files import atomic_path, write_text_atomically
 
 #: Records written to a cache per append (each append is flushed and fsynced).
 FLUSH_EVERY = 16
@@ -178,7 +178,7 @@ class ModelChoice:
     device: Optional[str] = None
     precision: str = 'fp32'
     batch_size: int = 32
-    workers: int = 4
+    workers: int = DEFAULT_WORKERS
     loaded: Optional[str] = field(default=None, init=False)
 
     def ddr(self, **options) -> DDR:

@@ -11,9 +11,9 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ddr_basicsr.atomic_files import atomic_path
-from ddr_basicsr.image_io import decode_image
 from ddr_basicsr.paper.common import Report
+from ddr_basicsr.utils.atomic_files import atomic_path
+from ddr_basicsr.utils.image_io import decode_image
 
 RED = (255, 0, 0)
 GAP = 8

@@ -1,7 +1,7 @@
 """Fig. 1: the same Gaussian blur changes different images by different amounts, measured by LPIPS.
 
 For each image x (by default the first two images of LIVE in the Wild, or the files given), x_d = blur(x, σ) with
-:func:`ddr_basicsr.pixel_degradations.gaussian_blur` and l(x, x_d) is the LPIPS distance of the project's
+:func:`ddr_basicsr.core.pixel_degradations.gaussian_blur` and l(x, x_d) is the LPIPS distance of the project's
 :class:`~ddr_basicsr.losses.lpips_loss.LPIPSLoss` (AlexNet trunk by default: the LPIPS metric of [3]). Writes the
 images with their LPIPS (``fig1.png``) and the values (``fig1.md`` / ``.csv``).
 """
@@ -10,10 +10,10 @@ from typing import Mapping, Optional, Sequence
 
 import torch
 
-from ddr_basicsr.image_io import read_image
+from ddr_basicsr.core.pixel_degradations import gaussian_blur
 from ddr_basicsr.paper.common import Report, open_dataset, save_figure, trunk_weights_error
 from ddr_basicsr.paper.numbers import FIGURE_CLAIMS
-from ddr_basicsr.pixel_degradations import gaussian_blur
+from ddr_basicsr.utils.image_io import read_image
 
 #: Blur of Fig. 1 (the paper does not give it): Gaussian σ in pixels.
 FIG1_SIGMA = 2.0

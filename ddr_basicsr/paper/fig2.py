@@ -13,11 +13,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ddr_basicsr.core.prompts import BIQA_DEGRADATIONS
 from ddr_basicsr.iqa.evaluation import srcc
 from ddr_basicsr.paper import common
 from ddr_basicsr.paper.numbers import FIGURE_CLAIMS
 from ddr_basicsr.paper.table1 import BLUR_SIGMAS, HELD_OUT_PROTOCOL, best_level, held_out_levels, sweep_pixel_blur
-from ddr_basicsr.prompts import BIQA_DEGRADATIONS
 
 HISTOGRAM_BINS = 30
 #: The degradation sets the panels compare (the figure's title).

@@ -12,11 +12,11 @@ from typing import Mapping, Optional
 import numpy as np
 import torch
 
-from ddr_basicsr.image_io import read_image
+from ddr_basicsr.core.prompts import TABLE7_WORDS
 from ddr_basicsr.iqa.evaluation import srcc
 from ddr_basicsr.paper import common
 from ddr_basicsr.paper.numbers import FIGURE_CLAIMS
-from ddr_basicsr.prompts import TABLE7_WORDS
+from ddr_basicsr.utils.image_io import read_image
 
 VGG_LAYERS = ('relu1_1', 'relu2_1', 'relu3_1', 'relu4_1', 'relu5_1')
 STATISTICS = ('mean', 'std')

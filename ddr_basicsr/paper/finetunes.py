@@ -9,9 +9,9 @@ import glob
 import os
 from typing import Dict, Tuple
 
-from ddr_basicsr.option_files import FINETUNE_LOSSES, FINETUNES, LOSSES, finetune_name
 from ddr_basicsr.paper.common import Report, difference
 from ddr_basicsr.paper.tables4_6 import find_result, validations
+from ddr_basicsr.tools.option_file_generator import FINETUNE_LOSSES, FINETUNES, LOSSES, finetune_name
 
 
 def starting_point(root: str, name: str) -> Tuple[Dict[str, float], str]:

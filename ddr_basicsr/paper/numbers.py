@@ -1,15 +1,18 @@
 """The paper's published figures (Wu, Ni et al., NeurIPS 2024), transcribed table by table.
 
-Tables 2, 4, 5 and 6 already live next to the code that uses them (:data:`PAPER_TABLE2` of
-:mod:`ddr_basicsr.iqa.descriptor`; ``PAPER_RESULTS`` and ``ABLATIONS`` of :mod:`ddr_basicsr.option_files`) and are
-re-exported here, so every number the reproduction prints comes from one place. Figures 1, 2 and 7 are plots
-without printed values: their captions' claims are what we compare against.
+Tables 2, 3, 4, 5 and 6 already live next to the code that uses them (:data:`PAPER_TABLE2` of
+:mod:`ddr_basicsr.iqa.descriptor`; ``PAPER_TABLE3`` of :mod:`ddr_basicsr.iqa.evaluation`; ``PAPER_RESULTS`` and
+``ABLATIONS`` of :mod:`ddr_basicsr.tools.option_file_generator`) and are re-exported here, so every number the
+reproduction prints comes from one place. Figures 1, 2 and 7 are plots without printed values: their captions'
+claims are what we compare against.
 """
 from typing import Dict, List, Tuple
 
 from ddr_basicsr.iqa.descriptor import PAPER_TABLE2
-from ddr_basicsr.option_files import ABLATIONS as TABLE6_ABLATIONS
-from ddr_basicsr.option_files import PAPER_RESULTS as TABLES4_5
+from ddr_basicsr.iqa.evaluation import PAPER_TABLE3 as TABLE3
+from ddr_basicsr.iqa.evaluation import TABLE3_METHODS
+from ddr_basicsr.tools.option_file_generator import ABLATIONS as TABLE6_ABLATIONS
+from ddr_basicsr.tools.option_file_generator import PAPER_RESULTS as TABLES4_5
 
 __all__ = ['FIGURE_CLAIMS', 'PAPER_TABLE2', 'TABLE1', 'TABLE3', 'TABLE3_COMPUTED', 'TABLE3_METHODS', 'TABLE3_QUOTED',
            'TABLE6_ABLATIONS', 'TABLE8', 'TABLE8_DATASETS', 'TABLES4_5']
@@ -18,24 +21,10 @@ __all__ = ['FIGURE_CLAIMS', 'PAPER_TABLE2', 'TABLE1', 'TABLE3', 'TABLE3_COMPUTED
 TABLE1: Dict[str, float] = {'ILNIQE': 0.915, 'WaDIQaM': 0.938, 'BIECON': 0.956, 'HOSA': 0.954, 'DBCNN': 0.935,
                             'HyperIQA': 0.926, 'DDR_blur': 0.988}
 
-#: Table 3: SRCC of the opinion-unaware methods (column order of the paper; 'ddr' is "Ours").
-TABLE3_METHODS: Tuple[str, ...] = ('niqe', 'qac', 'piqe', 'lpsi', 'ilniqe', 'dipiq', 'snp-niqe', 'npqi', 'contentsep',
-                                   'ddr')
 #: Table 3 methods we run (NIQE: evaluation.niqe_score; PIQE, IL-NIQE: pyiqa); the others are quoted from the paper.
 TABLE3_COMPUTED: Tuple[str, ...] = ('niqe', 'piqe', 'ilniqe', 'ddr')
 TABLE3_QUOTED: Tuple[str, ...] = tuple(method for method in TABLE3_METHODS if method not in TABLE3_COMPUTED)
-_TABLE3_ROWS = {
-    'csiq': (0.6191, 0.4804, 0.5120, 0.5218, 0.8045, 0.5191, 0.6090, 0.6341, 0.5871, 0.8289),
-    'live': (0.9062, 0.8683, 0.8398, 0.8181, 0.8975, 0.9378, 0.9073, 0.9108, 0.7478, 0.8793),
-    'tid2013': (0.3106, 0.3719, 0.3636, 0.3949, 0.4938, 0.4377, 0.3329, 0.2804, 0.2530, 0.5844),
-    'kadid10k': (0.3779, 0.2394, 0.2372, 0.1478, 0.5406, 0.2977, 0.3719, 0.3909, 0.5060, 0.5968),
-    'koniq10k': (0.5300, 0.3397, 0.2452, 0.2239, 0.5057, 0.2375, 0.6284, 0.6132, 0.6401, 0.6455),
-    'livec': (0.4495, 0.2258, 0.2325, 0.0832, 0.4393, 0.2089, 0.4654, 0.4752, 0.5060, 0.6613),
-    'cid2013': (0.6589, 0.0299, 0.0448, 0.3229, 0.3062, 0.3776, 0.7159, 0.7698, 0.6116, 0.8009),
-    'spaq': (0.3105, 0.4397, 0.2317, 0.0001, 0.6959, 0.2189, 0.5402, 0.5999, 0.7084, 0.7249),
-}
-TABLE3: Dict[str, Dict[str, float]] = {dataset: dict(zip(TABLE3_METHODS, values))
-                                       for dataset, values in _TABLE3_ROWS.items()}
+
 
 #: Table 8 (blind IQA ablation): (degradation set, CLIP backbone, adaptation, SRCC per dataset), in row order.
 TABLE8_DATASETS: Tuple[str, ...] = ('csiq', 'tid2013', 'livec', 'koniq10k')

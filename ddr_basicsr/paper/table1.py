@@ -1,7 +1,7 @@
 """Table 1: SRCC of the pixel-domain DDR_blur (Eq. 2) on the Gaussian-blur images of LIVE, over a grid of ω_d.
 
 DDR_blur(i) = 1 - cos(Φ_v(i), Φ_v(blur(i, σ))) with the Gaussian blur of
-:func:`ddr_basicsr.pixel_degradations.gaussian_blur` (σ = ω_d in pixels of the image as loaded) and CLIP's image
+:func:`ddr_basicsr.core.pixel_degradations.gaussian_blur` (σ = ω_d in pixels of the image as loaded) and CLIP's image
 encoder; the score of a non-square image is the mean over its square patches, as for the text-driven DDR. The paper
 names no level: we sweep :data:`BLUR_SIGMAS` and mark the level with the best SRCC ("optimal", in-sample: chosen on
 the images it is scored on, so it flatters the baseline). Beside it, a held-out choice (:func:`held_out_levels`):
@@ -93,7 +93,7 @@ def table1(roots: Mapping[str, str], output_dir: str, model: common.ModelChoice,
         'dataset': f'LIVE release 2, folder {LIVE_BLUR_FOLDER}/ ({len(blurred.items)} images, references dropped)',
         **{f'LIVE {key}': value for key, value in choices.items()},
         'measure': 'pixel-domain DDR_blur (Eq. 2): cosine distance of CLIP image features of i and blur(i, σ)',
-        'blur': 'separable Gaussian, kernel 2·ceil(3σ)+1, reflect padding (ddr_basicsr.pixel_degradations)',
+        'blur': 'separable Gaussian, kernel 2·ceil(3σ)+1, reflect padding (ddr_basicsr.core.pixel_degradations)',
         'ω_d grid (σ, px)': ', '.join(f'{sigma:g}' for sigma in sigmas),
         'optimal': f'σ = {optimal:g} px: the grid level with the best SRCC on this subset (the paper gives none); '
                    'in-sample, so optimistic',

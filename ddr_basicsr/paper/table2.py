@@ -8,14 +8,14 @@ better, as the paper's "MOS").
 """
 from typing import Mapping, Optional
 
-from ddr_basicsr.image_io import read_image
+from ddr_basicsr.core.prompts import TABLE7_WORDS
 from ddr_basicsr.iqa.cpbd import cpbd
 from ddr_basicsr.iqa.descriptor import colorfulness
 from ddr_basicsr.iqa.evaluation import srcc
 from ddr_basicsr.paper import common
 from ddr_basicsr.paper.icnet import ICNet, complexity, default_icnet_path, load_icnet
 from ddr_basicsr.paper.numbers import PAPER_TABLE2
-from ddr_basicsr.prompts import TABLE7_WORDS
+from ddr_basicsr.utils.image_io import read_image
 
 CHARACTERISTICS = ('complexity', 'colorfulness', 'sharpness', 'quality')
 

@@ -13,12 +13,12 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import torch
 
-from ddr_basicsr.image_io import read_image
+from ddr_basicsr.core.prompts import BIQA_DEGRADATIONS
 from ddr_basicsr.iqa.evaluation import NIQE_SOURCE, niqe_of_file, srcc
 from ddr_basicsr.paper import common
 from ddr_basicsr.paper.folders import DEFAULT_ROOTS
 from ddr_basicsr.paper.numbers import TABLE3, TABLE3_QUOTED
-from ddr_basicsr.prompts import BIQA_DEGRADATIONS
+from ddr_basicsr.utils.image_io import read_image
 
 #: pyiqa metric name of each Table 3 baseline pyiqa runs, and the parameter file it downloads (None: needs none).
 PYIQA_BASELINES: Dict[str, Optional[str]] = {'ilniqe': 'ILNIQE_templateModel.mat', 'piqe': None}

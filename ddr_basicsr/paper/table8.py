@@ -7,7 +7,7 @@ A row whose weights cannot be loaded is reported (with the fix) and the others s
 """
 from typing import Dict, Mapping, Optional, Sequence
 
-from ddr_basicsr.clip_loading import ClipWeightsError
+from ddr_basicsr.core.clip_loading import ClipWeightsError
 from ddr_basicsr.iqa.evaluation import srcc
 from ddr_basicsr.paper import common
 from ddr_basicsr.paper.numbers import TABLE8, TABLE8_DATASETS

@@ -1,6 +1,7 @@
 """Tables 4-6 (restoration): collect PSNR / SSIM of finished runs and put them beside the paper's.
 
-For every experiment of the option files (:mod:`ddr_basicsr.option_files`: Tables 4-5 for NAFNet and Restormer on
+For every experiment of the option files (:mod:`ddr_basicsr.tools.option_file_generator`: Tables 4-5 for NAFNet
+and Restormer on
 GoPro, RealBlur and RealSR-City100 with six losses; Table 6's ablation on NAFNet/GoPro), the result is read from
 the newest ``ddr-test`` log, ``<root>/results/<name>/test_<name>_*.log`` (``options/test/<stem>.yml``); without
 one, from the last validation of the training log ``<root>/experiments/<name>/train_<name>_*.log`` (marked as
@@ -17,9 +18,9 @@ import re
 import shlex
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from ddr_basicsr.option_files import ARCHS, DATASETS, LOSSES, experiment_name, train_options
 from ddr_basicsr.paper.common import Report, difference
 from ddr_basicsr.paper.numbers import TABLE6_ABLATIONS, TABLES4_5
+from ddr_basicsr.tools.option_file_generator import ARCHS, DATASETS, LOSSES, experiment_name, train_options
 
 METRIC_LINE = re.compile(r'#\s*(\w+):\s*(-?[\d.]+(?:e-?\d+)?)')
 ITER_LINE = re.compile(r'\biter:\s*([\d,]+)')

@@ -14,8 +14,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
-from ddr_basicsr.atomic_files import atomic_path
-from ddr_basicsr.option_files import ARCHS, FINETUNES
+from ddr_basicsr.tools.option_file_generator import ARCHS, FINETUNES
+from ddr_basicsr.utils.atomic_files import atomic_path
 
 PRETRAINED_FOLDER = os.path.join('experiments', 'pretrained_models')
 DRIVE_DOWNLOAD = 'https://drive.usercontent.google.com/download?id={}&export=download&confirm=t'

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from ddr_basicsr.atomic_files import atomic_path
+from ddr_basicsr.utils.atomic_files import atomic_path
 
 STATE_NAME = re.compile(r'^(\d+)\.state$')
 UNFINISHED_NAME = re.compile(r'^\..+\.partial-.+$')

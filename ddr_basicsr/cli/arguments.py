@@ -1,22 +1,18 @@
 """Command-line options shared by ``ddr-score`` and the evaluation scripts (no heavy imports: ``--help`` is fast)."""
 import argparse
 import os
+import sys
 from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence, Tuple
 
-from ddr_basicsr.prompts import BIQA_DEGRADATIONS
+from ddr_basicsr.core.prompts import BIQA_DEGRADATIONS, PromptSet
 
 if TYPE_CHECKING:
+    from ddr_basicsr.core.ddr import DDR
     from ddr_basicsr.data.preparation import CropSpec, SplitPlan
-    from ddr_basicsr.ddr import DDR
 
-#: ``DDR(precision=...)`` values (``ddr_basicsr.ddr.PRECISIONS``).
+#: ``DDR(precision=...)`` values (``ddr_basicsr.core.ddr.PRECISIONS``).
 PRECISION_CHOICES = ('fp32', 'bf16', 'fp16', 'auto')
-#: Default limits of the decoded image size, checked on the file's header before decoding (``--max-pixels``,
-#: ``--max-aspect-ratio``): 100 MP is 1.2 GB as float32; a long strip is scored as about one square patch per
-#: unit of its aspect ratio (a 16x60000 PNG of 2.9 MB would be 3751 CLIP inputs, 7.8 GB).
-DEFAULT_MAX_PIXELS = 100_000_000
-DEFAULT_MAX_ASPECT_RATIO = 32.0
-#: ``DDR(distance=...)`` values (``ddr_basicsr.ddr.DISTANCES``), the disparity M of Eq. 1.
+#: ``DDR(distance=...)`` values (``ddr_basicsr.core.ddr.DISTANCES``), the disparity M of Eq. 1.
 DISTANCE_CHOICES = ('cosine', 'l1', 'l2')
 
 
@@ -55,8 +51,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_degradations: S
 
 
 def parse_dataset_argument(text: str) -> Tuple[str, str]:
-    """``NAME=ROOT`` with NAME an IQA dataset of :data:`ddr_basicsr.data.iqa_datasets.LOADERS` (argparse type)."""
-    from ddr_basicsr.data.iqa_datasets import LOADERS
+    """``NAME=ROOT`` with NAME an IQA dataset of :data:`ddr_basicsr.iqa.datasets.LOADERS` (argparse type)."""
+    from ddr_basicsr.iqa.datasets import LOADERS
 
     name, separator, root = text.partition('=')
     if not separator or name not in LOADERS:
@@ -102,6 +98,12 @@ def run_plans_from_args(plans: 'Iterable[SplitPlan]', args: argparse.Namespace) 
                      dry_run=args.dry_run)
 
 
+def report_error(message: str, program: str = 'ddr-score') -> int:
+    """Print ``<program>: error: message`` on standard error; the exit status of a usage or model error."""
+    print(f'{program}: error: {message}', file=sys.stderr)
+    return 2
+
+
 class CommandLineError(Exception):
     """A usage or model error of a command-line tool; the message names the command-line fix."""
 
@@ -112,10 +114,10 @@ def ddr_from_arguments(args: argparse.Namespace, default_degradations: Sequence[
     Raises :class:`CommandLineError` for weights that cannot be had (the message says ``--pretrained FILE``)
     and for bad prompts or degradation names (prefixed with ``--prompts FILE`` when one was given).
     """
-    from ddr_basicsr.clip_loading import ClipWeightsError
-    from ddr_basicsr.iqa.scoring import build_ddr, load_prompts
+    from ddr_basicsr.core.clip_loading import ClipWeightsError
+    from ddr_basicsr.iqa.scoring import build_ddr
     try:
-        prompts = load_prompts(args.prompts) if args.prompts else None
+        prompts = PromptSet.load(args.prompts) if args.prompts else None
         return build_ddr(args.model, args.pretrained, args.degradations, prompts, args.device, args.precision,
                          default_degradations, adaptation=args.adaptation, distance=args.distance)
     except ClipWeightsError as error:

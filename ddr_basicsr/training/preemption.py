@@ -15,8 +15,8 @@ import torch
 import torch.distributed as dist
 from basicsr.utils import get_root_logger
 
-from ddr_basicsr.host import tell
-from ddr_basicsr.host.resume import TRAINING
+from ddr_basicsr.training import tell
+from ddr_basicsr.training.resume import TRAINING
 
 PREEMPTED_EXIT_STATUS = 75
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)

@@ -6,21 +6,26 @@
 Writes ``OUTPUT/prompts.pt`` (use it as ``DDR(prompts=...)``, ``prompts:`` of DDRLoss / calculate_ddr,
 ``ddr-score --prompts``, ``eval_biqa.py --prompts``), ``cross_dataset.md`` / ``.csv`` (SRCC of the hand-written
 and the tuned prompts on the validation split and on every ``--eval`` dataset), ``tune_prompts.log`` and
-``tuning_history.csv``. The method is described in :mod:`ddr_basicsr.prompt_tuning`. Exit status 2 for a usage,
+``tuning_history.csv``. The method is described in :mod:`ddr_basicsr.iqa.prompt_tuning`. Exit status 2 for a usage,
 data or model error.
 """
 import argparse
 import sys
 from typing import Optional, Sequence
 
-from ddr_basicsr.cli_options import CommandLineError, add_model_arguments, ddr_from_arguments, parse_dataset_argument
-from ddr_basicsr.score import report_error
+from ddr_basicsr.cli.arguments import (
+    CommandLineError,
+    add_model_arguments,
+    ddr_from_arguments,
+    parse_dataset_argument,
+    report_error,
+)
 
 __all__ = ['build_parser', 'main']
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ddr_basicsr.prompt_learning import CONTEXTS
+    from ddr_basicsr.core.learned_prompts import CONTEXTS
 
     parser = argparse.ArgumentParser(prog='ddr-tune-prompts', description=__doc__.split('\n\n')[0],
                                      epilog='Exit status: 0 done, 2 usage, data or model error.')
@@ -46,9 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    from ddr_basicsr.data.iqa_datasets import load_dataset
+    from ddr_basicsr.iqa.datasets import load_dataset
     from ddr_basicsr.iqa.evaluation import dataset_options
-    from ddr_basicsr.prompt_tuning import TuningSettings, run_protocol
+    from ddr_basicsr.iqa.prompt_tuning import TuningSettings, run_protocol
 
     settings = TuningSettings(args.context, args.epochs, args.images_per_step, args.lr, args.patience,
                               args.val_fraction, args.seed)

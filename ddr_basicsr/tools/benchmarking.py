@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 import torch
 
-from ddr_basicsr.cli_options import add_model_arguments, ddr_from_arguments
-from ddr_basicsr.ddr import DDR
-from ddr_basicsr.image_io import decode_image, read_image, to_tensor
+from ddr_basicsr.cli.arguments import add_model_arguments, ddr_from_arguments
+from ddr_basicsr.core.ddr import DDR
 from ddr_basicsr.iqa.scoring import iter_quality_scores, score_images
-from ddr_basicsr.worker_pools import worker_executor
+from ddr_basicsr.utils.image_io import decode_image, read_image, to_tensor
+from ddr_basicsr.utils.worker_pools import worker_executor
 
 #: NAFNet's GoPro layout (NAFNet-width64.yml without the width).
 NAFNET_GOPRO = {'type': 'NAFNet', 'enc_blk_nums': [1, 1, 1, 28], 'middle_blk_num': 1, 'dec_blk_nums': [1, 1, 1, 1]}

@@ -1,12 +1,12 @@
 """The demo: deblurring with PSNR loss alone vs. PSNR + DDR (Eq. 8), trained by BasicSR on the CPU.
 
-    python -m ddr_basicsr.demo [--out results/demo] [--iters 400] [--clip-weights openai|FILE]
+    python -m ddr_basicsr.tools.demo [--out results/demo] [--iters 400] [--pretrained openai|FILE]
 
 1. builds a small deblurring set from scikit-image's sample photos (motion and Gaussian blur);
 2. trains a small NAFNet twice with ``ddr-train``: PSNRLoss, then PSNRLoss + 2.0·DDRLoss;
 3. validates both with BasicSR's PSNR/SSIM and writes ``report.md``, a picture grid and training curves.
 
-CLIP: the real OpenAI ViT-B-32 weights when they can be had (cache, ``--clip-weights FILE``, download);
+CLIP: the real OpenAI ViT-B-32 weights when they can be had (cache, ``--pretrained FILE``, download);
 otherwise the DDR term uses random weights, which banners and the report say plainly.
 """
 import argparse
@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ddr_basicsr.atomic_files import atomic_path, write_text_atomically
+from ddr_basicsr.utils.atomic_files import atomic_path, write_text_atomically
 
 #: Colour sample photos shipped inside scikit-image (no download).
 SAMPLE_PHOTOS = ('astronaut.png', 'chelsea.png', 'coffee.png', 'hubble_deep_field.jpg', 'ihc.png', 'retina.jpg',
@@ -33,7 +33,7 @@ PHOTO_SHORT_SIDE = 384
 VAL_FRACTION = 0.3
 RANDOM_WEIGHTS_BANNER = ('NOTE: the real CLIP weights could not be loaded ({reason}). The DDR term of this demo uses '
                          'RANDOM ViT-B-32 weights, so it shows the pipeline, not the paper\'s effect. Pass '
-                         '--clip-weights /path/to/ViT-B-32.pt (OpenAI) to use real weights.')
+                         '--pretrained /path/to/ViT-B-32.pt (OpenAI) to use real weights.')
 
 
 def sample_photo_folder() -> Path:
@@ -168,7 +168,7 @@ def use_hub_cache_only() -> None:
 
 def resolve_clip_weights(requested: str) -> Tuple[Optional[str], Optional[str]]:
     """(weights for DDRLoss, None) when ``requested`` loads, else (None, reason) for random weights."""
-    from ddr_basicsr.clip_loading import ClipWeightsError, load_clip
+    from ddr_basicsr.core.clip_loading import ClipWeightsError, load_clip
     try:
         load_clip('ViT-B-32', requested)
         return requested, None
@@ -350,13 +350,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', default='results/demo', help='output folder (default: results/demo)')
     parser.add_argument('--iters', type=int, default=400, help='training iterations of each run (default: 400)')
-    parser.add_argument('--clip-weights', default=os.environ.get('DDR_CLIP_WEIGHTS', 'openai'),
+    parser.add_argument('--pretrained', '--clip-weights', dest='pretrained',
+                        default=os.environ.get('DDR_CLIP_WEIGHTS', 'openai'),
                         help="CLIP ViT-B-32 weights: 'openai' (cache or download) or a local file "
-                             '(default: $DDR_CLIP_WEIGHTS or openai)')
+                             '(default: $DDR_CLIP_WEIGHTS or openai; --clip-weights: old spelling of --pretrained)')
     parser.add_argument('--val-crops-per-photo', type=int, default=1,
                         help='validation crops taken from each sample photo (default 1)')
     args = parser.parse_args(argv)
-    run_demo(Path(args.out).resolve(), args.iters, args.clip_weights, args.val_crops_per_photo)
+    run_demo(Path(args.out).resolve(), args.iters, args.pretrained, args.val_crops_per_photo)
 
 
 if __name__ == '__main__':

@@ -23,9 +23,9 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 import torch
 from torch import nn
 
-from ddr_basicsr.atomic_files import atomic_path
-from ddr_basicsr.clip_loading import load_error_cause
-from ddr_basicsr.prompts import CLEAN_TEMPLATE, DEGRADED_TEMPLATE, PromptPair
+from ddr_basicsr.core.clip_loading import load_error_cause
+from ddr_basicsr.core.prompt_templates import CLEAN_TEMPLATE, DEGRADED_TEMPLATE, PromptPair
+from ddr_basicsr.utils.atomic_files import atomic_path
 
 CONTEXTS = ('per_degradation', 'shared')
 PROMPT_FILE_FORMAT = 'ddr-basicsr learned prompts'

@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ddr_basicsr.clip_loading import load_clip
-from ddr_basicsr.cuda_graphs import GraphedFunction
-from ddr_basicsr.pixel_degradations import DEFAULT_PIXEL_LEVELS, PIXEL_DEGRADATIONS
-from ddr_basicsr.prompt_learning import LearnedPrompts, PromptFileError, load_prompt_file
-from ddr_basicsr.prompts import DegradationSpec, resolve_prompts
+from ddr_basicsr.core.clip_loading import load_clip
+from ddr_basicsr.core.cuda_graphs import GraphedFunction
+from ddr_basicsr.core.learned_prompts import LearnedPrompts, PromptFileError
+from ddr_basicsr.core.pixel_degradations import DEFAULT_PIXEL_LEVELS, PIXEL_DEGRADATIONS
+from ddr_basicsr.core.prompts import DegradationSpec, PromptsArgument, PromptSet
 
 #: Smallest image side we score: below it a CLIP feature says little about the image.
 MIN_IMAGE_SIDE = 16
@@ -29,8 +29,6 @@ DOMAINS = ('feature', 'pixel')
 ImageBatch = Union[torch.Tensor, Sequence[torch.Tensor]]
 #: What ``quality`` takes besides an ImageBatch: image files, folders, PIL images, numpy arrays, one or a list.
 QualityImages = Union[ImageBatch, str, os.PathLike, Sequence[object], object]
-#: ``prompts``: {name: (degraded, clean)}, or the path of a prompt file written by ``ddr-tune-prompts``.
-PromptsArgument = Union[Mapping[str, Sequence[str]], str, os.PathLike]
 
 
 def square_patch_offsets(height: int, width: int) -> List[int]:
@@ -91,10 +89,11 @@ class DDR(nn.Module):
         degradations: Table 7 names, names defined in ``prompts``, or (degraded, clean) pairs.
             None: the paper's restoration set {color, content, blur}, or the keys of ``prompts``.
             With ``domain='pixel'``: names among 'blur', 'noise', 'jpeg'.
-        prompts: {name: (degraded, clean)} of words (Eq. 6 template) or full sentences; or the path of a prompt
-            file written by ``ddr-tune-prompts`` (learned context vectors, :mod:`ddr_basicsr.prompt_learning`):
-            then ``degradations`` are names among the file's (None: all of them) and the CLIP must be the one
-            the prompts were tuned on.
+        prompts: {name: (degraded, clean)} of words (Eq. 6 template) or full sentences; a YAML/JSON file of
+            such a mapping; the path of a ``.pt`` prompt file written by ``ddr-tune-prompts`` (learned context
+            vectors, :mod:`ddr_basicsr.core.learned_prompts`): then ``degradations`` are names among the file's
+            (None: all of them) and the CLIP must be the one the prompts were tuned on; or a
+            :class:`~ddr_basicsr.core.prompts.PromptSet` (all read by ``PromptSet.load``).
         adaptation: align the text direction's statistics to the image feature (Eq. 4). Off, only the cosine
             distance is allowed (Table 8's "w/o adaptation"): l1/l2 would measure |T_d|, the same for every image.
         distance: 'cosine' (paper), 'l1' or 'l2'.
@@ -142,13 +141,13 @@ class DDR(nn.Module):
         self.learned_prompts: Optional[LearnedPrompts] = None
         self.register_buffer('mean', torch.tensor(clip.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(clip.std).view(1, 3, 1, 1), persistent=False)
-        if domain == 'feature' and isinstance(prompts, (str, os.PathLike)):
-            self.learned_prompts = load_prompt_file(prompts)
-            self.prompts = self.learned_prompts.select(degradations)
-            self.register_buffer('text_directions', self._learned_text_directions(), persistent=False)
-        elif domain == 'feature':
-            self.prompts = resolve_prompts(degradations, prompts)
-            self.register_buffer('text_directions', self._text_directions(clip.tokenizer), persistent=False)
+        if domain == 'feature':
+            prompt_set = PromptSet({}) if prompts is None else PromptSet.load(prompts)
+            self.learned_prompts = prompt_set.learned
+            self.prompts = prompt_set.select(degradations)
+            directions = (self._learned_text_directions() if self.learned_prompts else
+                          self._text_directions(clip.tokenizer))
+            self.register_buffer('text_directions', directions, persistent=False)
         else:
             self.pixel_levels = self._pixel_levels(degradations, pixel_levels)
         if device is None:
@@ -323,12 +322,12 @@ class DDR(nn.Module):
         images of equal size are encoded together, ``batch_size`` images per encoder call. Also image files,
         folders, PIL images and numpy arrays (colour channels in ``channel_order``: 'RGB', or 'BGR' for
         OpenCV's), one or a list, read as ``ddr-score`` reads them
-        (:func:`ddr_basicsr.iqa.python_api.image_tensors`).
+        (:func:`ddr_basicsr.utils.image_io.image_tensors`).
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f'batch_size must be a positive integer (images per encoder call), got {batch_size!r}')
         if not torch.is_tensor(images):
-            from ddr_basicsr.iqa.python_api import image_tensors
+            from ddr_basicsr.utils.image_io import image_tensors
             images = image_tensors(images, channel_order)
         items = list(images.unbind(0)) if torch.is_tensor(images) and images.dim() == 4 else list(images)
         if not items:

@@ -1,11 +1,17 @@
-"""Degradation prompt pairs: Table 7 of the paper and user-defined pairs (Eq. 6 template)."""
+"""Degradation prompt pairs: Table 7 of the paper and user-defined pairs (Eq. 6 template), and :class:`PromptSet`,
+the one type in which a prompt set travels from where it is given (a mapping, a YAML/JSON file, a tuned ``.pt``
+file) to DDR. Standard library and PyYAML only at import (``--help`` of the commands stays fast)."""
+import os
 from collections import OrderedDict
 from collections.abc import Sequence as SequenceType
-from typing import Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Dict, Mapping, Optional, Sequence, Union
 
-#: Eq. 6: P_d^- = "A {d^-} photo with low-quality."; P_d^+ = "A {d^+} photo with high-quality."
-DEGRADED_TEMPLATE = 'A {} photo with low-quality.'
-CLEAN_TEMPLATE = 'A {} photo with high-quality.'
+import yaml
+
+from ddr_basicsr.core.prompt_templates import CLEAN_TEMPLATE, DEGRADED_TEMPLATE, PromptPair
+
+if TYPE_CHECKING:
+    from ddr_basicsr.core.learned_prompts import LearnedPrompts
 
 #: Table 7: (degraded word, clean word) of the five degradation types of the paper.
 TABLE7_WORDS = OrderedDict([
@@ -21,7 +27,6 @@ RESTORATION_DEGRADATIONS = ('color', 'content', 'blur')
 #: D of the paper's blind IQA experiments (Sec. 4.1).
 BIQA_DEGRADATIONS = ('color', 'noise', 'blur', 'exposure')
 
-PromptPair = Tuple[str, str]
 DegradationSpec = Union[str, Sequence[str]]
 
 _SENTENCE_ENDINGS = ('.', '!', '?')
@@ -83,3 +88,54 @@ def resolve_prompts(degradations: Optional[Sequence[DegradationSpec]] = None,
     if not resolved:
         raise ValueError('the degradation set is empty; give at least one degradation (Eq. 7 averages over D)')
     return resolved
+
+
+class PromptSet:
+    """A prompt set as DDR takes it: hand-written pairs {name: (degraded, clean)} (two words for Eq. 6's template,
+    or two sentences), or the learned context vectors of a ``ddr-tune-prompts`` file (``learned``). Make one with
+    :meth:`load`, where the prompts are given, and pass it down as it is."""
+
+    def __init__(self, pairs: Mapping[str, Sequence[str]], learned: 'Optional[LearnedPrompts]' = None) -> None:
+        self.pairs: Dict[str, Sequence[str]] = dict(pairs)
+        self.learned = learned
+
+    @classmethod
+    def load(cls, prompts: 'PromptsArgument') -> 'PromptSet':
+        """The prompt set of ``prompts``: a PromptSet (returned as it is), a mapping {name: [degraded, clean]}, or
+        a file: a tuned prompt file for a ``.pt`` path, else YAML or JSON holding such a mapping.
+
+        Raises :class:`~ddr_basicsr.core.learned_prompts.PromptFileError` for a bad prompt file, ValueError for a
+        YAML/JSON file that is not such a mapping, OSError for a file that cannot be read.
+        """
+        if isinstance(prompts, PromptSet):
+            return prompts
+        if isinstance(prompts, Mapping):
+            return cls(prompts)
+        path = os.fspath(prompts)
+        if path.endswith('.pt'):
+            from ddr_basicsr.core.learned_prompts import load_prompt_file
+            learned = load_prompt_file(path)
+            return cls(learned.prompts, learned)
+        with open(path, encoding='utf-8') as handle:
+            try:
+                pairs = yaml.safe_load(handle)
+            except yaml.YAMLError as error:
+                raise ValueError(f'{path} is not valid YAML/JSON: {" ".join(str(error).split())}') from None
+        if not isinstance(pairs, dict) or not pairs:
+            raise ValueError(f'{path}: expected a mapping {{name: [degraded prompt, clean prompt]}}, '
+                             f'e.g. {{"haze": ["hazy", "clear"]}}')
+        return cls(pairs)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def select(self, degradations: Optional[Sequence[DegradationSpec]] = None) -> Dict[str, PromptPair]:
+        """{name: (degraded, clean) sentences} of ``degradations`` (see :func:`resolve_prompts`; for learned prompts,
+        names among theirs, or None for all of them)."""
+        if self.learned is not None:
+            return self.learned.select(degradations)
+        return resolve_prompts(degradations, self.pairs)
+
+
+#: What ``DDR(prompts=...)``, the ``prompts:`` option of DDRLoss and calculate_ddr, and ``--prompts`` take.
+PromptsArgument = Union[PromptSet, Mapping[str, Sequence[str]], str, os.PathLike]

@@ -28,7 +28,7 @@ from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.utils import get_root_logger
 from torch.utils.data import Dataset
 
-from ddr_basicsr.host import tell
+from ddr_basicsr.training import tell
 
 SAMPLE_SEED_BITS = 63
 

@@ -32,20 +32,20 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ddr_basicsr.atomic_files import atomic_path, write_text_atomically
-from ddr_basicsr.clip_loading import load_error_cause
-from ddr_basicsr.data.iqa_datasets import IQADataset
-from ddr_basicsr.ddr import DDR, feature_responses, text_directions
-from ddr_basicsr.image_io import to_float
-from ddr_basicsr.iqa.evaluation import correlations, format_number, srcc
-from ddr_basicsr.iqa.scoring import DECODE_CHUNK, ImageFiles, stack_by_size
-from ddr_basicsr.prompt_learning import (
+from ddr_basicsr.core.clip_loading import load_error_cause
+from ddr_basicsr.core.ddr import DDR, feature_responses, text_directions
+from ddr_basicsr.core.learned_prompts import (
     PromptLearner,
     backbone_fingerprint,
     describe_backbone,
     load_prompt_file,
     save_prompt_file,
 )
+from ddr_basicsr.iqa.datasets import IQADataset
+from ddr_basicsr.iqa.evaluation import correlations, format_number, srcc
+from ddr_basicsr.iqa.scoring import DECODE_CHUNK, ImageFiles, stack_by_size
+from ddr_basicsr.utils.atomic_files import atomic_path, write_text_atomically
+from ddr_basicsr.utils.image_io import to_float
 
 OBJECTIVE = 'pairwise logistic ranking loss on batch-standardised scores (RankNet)'
 PROMPT_FILE_NAME = 'prompts.pt'

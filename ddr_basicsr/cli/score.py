@@ -16,13 +16,8 @@ import os
 import sys
 from typing import List, Optional, Sequence, Tuple
 
-from ddr_basicsr.cli_options import (
-    DEFAULT_MAX_ASPECT_RATIO,
-    DEFAULT_MAX_PIXELS,
-    CommandLineError,
-    add_model_arguments,
-    ddr_from_arguments,
-)
+from ddr_basicsr.cli.arguments import CommandLineError, add_model_arguments, ddr_from_arguments, report_error
+from ddr_basicsr.utils.image_files import DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_PIXELS
 
 __all__ = ['build_parser', 'main']
 
@@ -31,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='ddr-score', description='Blind image quality score DDR (higher = better) of image files, as CSV.',
         epilog='Exit status: 0 all scored, 1 some file could not be read or scored (see its error column), '
-               '2 usage or model error. Several processes: torchrun --nproc_per_node=N -m ddr_basicsr.score ... '
+               '2 usage or model error. Several processes: torchrun --nproc_per_node=N -m ddr_basicsr.cli.score ... '
                '--output FILE (see the README, "Scoring at scale").')
     parser.add_argument('inputs', nargs='*', help='image files, folders or glob patterns (quote the patterns)')
     parser.add_argument('--files-from', metavar='LIST',
@@ -55,12 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def report_error(message: str, program: str = 'ddr-score') -> int:
-    """Print ``<program>: error: message`` on standard error; the exit status of a usage or model error."""
-    print(f'{program}: error: {message}', file=sys.stderr)
-    return 2
-
-
 def report_failures(results) -> int:
     """Print the failed rows on standard error; the exit status (1 when some failed)."""
     failures = [result for result in results if result.error]
@@ -72,8 +61,8 @@ def report_failures(results) -> int:
 
 def plan_inputs(args: argparse.Namespace) -> Tuple[List[Tuple[str, str]], str]:
     """The (path, problem) rows of the inputs and ``--files-from``, and why the run cannot start ('' if it can)."""
-    from ddr_basicsr.iqa.scoring import collect_input_rows, read_path_list
     from ddr_basicsr.iqa.shards import output_problem
+    from ddr_basicsr.utils.image_files import collect_input_rows, read_path_list
 
     inputs = list(args.inputs)
     if args.files_from:

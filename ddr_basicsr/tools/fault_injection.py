@@ -95,9 +95,9 @@ def install_fault(fault: Optional[Fault]) -> None:
     """Wrap the code ``fault`` hits, in this (child) process."""
     if fault is None:
         return
-    from ddr_basicsr.host import checkpoints
-    from ddr_basicsr.host.resume import TRAINING
     from ddr_basicsr.models.training_guarantees import TrainingGuaranteesMixin
+    from ddr_basicsr.training import checkpoints
+    from ddr_basicsr.training.resume import TRAINING
 
     if fault.kind in ('kill_in_write', 'kill_before_rename'):
         original_write = checkpoints.write_checkpoint
@@ -174,7 +174,7 @@ def run_child(option_path: Path, root: Path, resume: bool, fault: Optional[Fault
 
 def truncated_checkpoints(experiment: Path) -> List[str]:
     """Checkpoint files under their final names (not the hidden temporary ones) that do not load."""
-    from ddr_basicsr.host.checkpoints import unreadable_reason
+    from ddr_basicsr.training.checkpoints import unreadable_reason
     files = [path for path in [*experiment.glob('models/*.pth'), *experiment.glob('training_states/*.state')]
              if not path.name.startswith('.')]
     return [f'{path}: {reason}' for path in files if (reason := unreadable_reason(str(path))) is not None]

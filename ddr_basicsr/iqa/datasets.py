@@ -80,7 +80,7 @@ class IQADataset:
 
 
 def _layout_hint(dataset: str) -> str:
-    return f'expected the official layout of {dataset} under its root folder; see ddr_basicsr/data/iqa_datasets.py'
+    return f'expected the official layout of {dataset} under its root folder; see ddr_basicsr/iqa/datasets.py'
 
 
 class _CaseInsensitivePaths:

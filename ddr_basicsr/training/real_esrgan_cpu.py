@@ -5,7 +5,7 @@ on the GPU with ``.cuda()``, and their ``filter2D`` calls ``view`` on a reflect-
 channels-last after DiffJPEG. :func:`on_device` makes both work on a CPU while one of the plugin's models runs its
 own ``__init__`` or ``feed_data``: ``.cuda()`` moves to the model's device and ``filter2D`` gets a contiguous input.
 On a GPU nothing changes; outside that block nothing changes either (these are the only BasicSR names the plugin
-rebinds besides the table of :mod:`.seam`, and only for the duration of its own models' calls).
+rebinds besides the table of :mod:`ddr_basicsr.host.seam`, and only for the duration of its own models' calls).
 """
 import sys
 from contextlib import contextmanager

@@ -1,0 +1,1 @@
+"""Development tools, apart from the runtime: benchmarks, fault injection, the option-file generator, the demo."""

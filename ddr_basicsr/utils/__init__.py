@@ -1,0 +1,1 @@
+"""Small helpers of every layer: image files, atomic writes and locks, worker pools."""
