@@ -1,4 +1,4 @@
-"""Reproduce the DDR paper's tables and figures, one sub-command each (see README, "Reproducing the paper").
+"""Reproduce the DDR paper's tables and figures, one sub-command each (see docs/reproducing-the-paper.md).
 
     python scripts/reproduce.py table1 --root live=datasets/LIVE
     python scripts/reproduce.py table3 --baselines niqe,ilniqe,piqe

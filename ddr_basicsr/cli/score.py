@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog='ddr-score', description='Blind image quality score DDR (higher = better) of image files, as CSV.',
         epilog='Exit status: 0 all scored, 1 some file could not be read or scored (see its error column), '
                '2 usage or model error. Several processes: torchrun --nproc_per_node=N -m ddr_basicsr.cli.score ... '
-               '--output FILE (see the README, "Scoring at scale").')
+               '--output FILE (see docs/blind-iqa.md, "Scoring at scale").')
     parser.add_argument('inputs', nargs='*', help='image files, folders or glob patterns (quote the patterns)')
     parser.add_argument('--files-from', metavar='LIST',
                         help='also read inputs from LIST, one a line (files, folders or patterns, UTF-8 or the bytes '

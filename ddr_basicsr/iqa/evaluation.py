@@ -234,7 +234,7 @@ def niqe_size_problem(height: int, width: int) -> str:
 def niqe_score(rgb: np.ndarray) -> float:
     """The project's one NIQE (lower = better) of a (3, H, W) RGB image in [0, 255] (uint8 or float): BasicSR's
     ``calculate_niqe`` on the BT.601 Y channel, no border crop, with its bundled pristine model (within 4 % of the
-    original release on the calibration images; README, "NIQE"). ValueError for an image it cannot score."""
+    original release on the calibration images; docs/blind-iqa.md, "NIQE"). ValueError for an image it cannot score."""
     from basicsr.metrics.niqe import calculate_niqe
     problem = niqe_size_problem(*rgb.shape[1:])
     if problem:

@@ -436,7 +436,7 @@ def _metric_note(metrics: Dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------------------------------------------
 # DDR in BasicSR's GAN and Real-ESRGAN recipes: BasicSR's own files (options/basicsr/, verbatim) with only the
-# DDR changes, marked '# DDR' (see README "DDR in GAN-based and real-world SR" for lambda_d).
+# DDR changes, marked '# DDR' (see docs/gan-and-real-world-sr.md for lambda_d).
 BASICSR_SOURCES = 'basicsr'
 GAN_DDR_WEIGHT = 0.01
 GAN_RECIPES = {  # output stem: (BasicSR's file, its path in BasicSR, other changes of the DDR recipe)
@@ -472,7 +472,7 @@ def with_ddr(source: str, changes: Dict[str, str]) -> str:
         elif key.strip() in changes and line.startswith('  '):
             lines[index] = f'{key}: {changes[key.strip()]}  # DDR: the DDR Real-ESRNet stage'
     block = {**DDR_BLOCK, 'loss_weight': GAN_DDR_WEIGHT}
-    ddr_lines = ['  # DDR: no-reference term on the generator output (Eq. 8), see the README for lambda_d'] + \
+    ddr_lines = ['  # DDR: no-reference term on the generator output (Eq. 8), see docs/gan-and-real-world-sr.md for lambda_d'] + \
         yaml_lines({'ddr_opt': block}, indent=2)
     end = _top_level_end(lines, 'train')
     return '\n'.join(lines[:end] + ddr_lines + lines[end:]) + '\n'
@@ -484,8 +484,8 @@ def gan_recipe_files(sources: Path) -> Dict[str, str]:
     for stem, (file_name, basicsr_path, changes) in GAN_RECIPES.items():
         header = [f"BasicSR's {basicsr_path}", f'(verbatim in options/{BASICSR_SOURCES}/{file_name}) with DDR: only '
                   "the lines marked '# DDR' differ.", f'Train: python -m basicsr.train -opt options/gan/{stem}.yml '
-                  '(or ddr-train).', f'lambda_d = {GAN_DDR_WEIGHT}: a scale argument, not tuned on real data (README, '
-                  '"DDR in GAN-based and real-world SR").']
+                  '(or ddr-train).', f'lambda_d = {GAN_DDR_WEIGHT}: a scale argument, not tuned on real data '
+                  '(docs/gan-and-real-world-sr.md).']
         comment = [f'# {line}'.rstrip() for line in header + [GENERATED_BY]]
         files[f'gan/{stem}.yml'] = '\n'.join(comment) + '\n\n' + with_ddr(
             (sources / file_name).read_text(encoding='utf-8'), changes)
