@@ -472,8 +472,8 @@ def with_ddr(source: str, changes: Dict[str, str]) -> str:
         elif key.strip() in changes and line.startswith('  '):
             lines[index] = f'{key}: {changes[key.strip()]}  # DDR: the DDR Real-ESRNet stage'
     block = {**DDR_BLOCK, 'loss_weight': GAN_DDR_WEIGHT}
-    ddr_lines = ['  # DDR: no-reference term on the generator output (Eq. 8), see docs/gan-and-real-world-sr.md for lambda_d'] + \
-        yaml_lines({'ddr_opt': block}, indent=2)
+    ddr_lines = ['  # DDR: no-reference term on the generator output (Eq. 8); lambda_d: docs/gan-and-real-world-sr.md',
+                 *yaml_lines({'ddr_opt': block}, indent=2)]
     end = _top_level_end(lines, 'train')
     return '\n'.join(lines[:end] + ddr_lines + lines[end:]) + '\n'
 
