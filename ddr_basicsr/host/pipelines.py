@@ -56,8 +56,8 @@ def run_pipeline(program: str, pipeline: Callable[[str], None], argv: Optional[S
     attach()
     root, args = split_root_argument(sys.argv[1:] if argv is None else argv, program)
     reset_root_logger()
-    from ddr_basicsr.host.preemption import restore_stop_handlers
     from ddr_basicsr.host.run_options import release_experiment_lock
+    from ddr_basicsr.training.preemption import restore_stop_handlers
     seam.RUN.forced = True
     try:
         with command_line(program, args):
