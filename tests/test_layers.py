@@ -17,8 +17,8 @@ from typing import Dict, List, Optional, Set
 PACKAGE = Path(__file__).resolve().parents[1] / 'ddr_basicsr'
 RANKS = {'utils': 0, 'core': 1, 'training': 2, 'archs': 3, 'losses': 3, 'metrics': 3, 'models': 4, 'host': 5,
          'data': 6, 'iqa': 6, 'cli': 7, 'tools': 8, 'paper': 9}
-#: The ``python -m ddr_basicsr.train|test`` shims at the root are entry points, of the cli layer.
-ROOT_SHIMS = {'ddr_basicsr.train': 'cli', 'ddr_basicsr.test': 'cli'}
+#: The ``python -m ddr_basicsr.train|test|score`` shims at the root are entry points, of the cli layer.
+ROOT_SHIMS = {'ddr_basicsr.train': 'cli', 'ddr_basicsr.test': 'cli', 'ddr_basicsr.score': 'cli'}
 EXEMPT = {'ddr_basicsr'}
 MAX_ROOT_MODULES = 6
 
@@ -122,6 +122,14 @@ def test_no_import_cycle():
 def test_no_upward_import():
     upward = upward_imports(import_graph())
     assert upward == [], 'upward imports:\n' + '\n'.join(upward)
+
+
+def test_the_documented_python_m_command_lines_still_run():
+    import subprocess
+    import sys
+    for module in ROOT_SHIMS:
+        run = subprocess.run([sys.executable, '-m', module, '--help'], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0 and 'usage:' in run.stdout, (module, run.stderr[-1000:])
 
 
 def test_the_package_root_holds_few_modules():
