@@ -202,6 +202,13 @@ def test_real_esrgan_variants_build_on_the_cpu_with_ddr_on_the_pixel_criterion(f
     assert type(model).__name__ == opt['model_type'] and model.device.type == 'cpu'
     assert isinstance(model.cri_pix, PixelWithExtraTerms) and list(model.cri_pix.extras) == ['ddr']
     assert model.usm_sharpener.kernel.device.type == 'cpu'
+    import basicsr.models.realesrgan_model as realesrgan_module
+    import basicsr.utils.img_process_util as img_process_util
+    cuda_before = torch.Tensor.cuda
+    model.feed_data({'gt': torch.rand(2, 3, 64, 64), 'kernel1': torch.ones(2, 21, 21) / 441,
+                     'kernel2': torch.ones(2, 21, 21) / 441, 'sinc_kernel': torch.ones(2, 21, 21) / 441})
+    assert model.lq.shape == (2, 3, 16, 16)
+    assert realesrgan_module.filter2D is img_process_util.filter2D and torch.Tensor.cuda is cuda_before  # put back
 
 
 def test_every_family_has_a_registered_ddr_variant():

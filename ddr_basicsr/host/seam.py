@@ -9,6 +9,10 @@ A run is a plugin run when its option file names a model, network, loss or metri
 (decided by ``parse_options``, the first call of BasicSR's train and test pipelines), or when it is started by
 ``ddr-train`` / ``ddr-test``. Each target is checked when the plugin attaches: it must exist with the expected
 parameters, else :class:`SeamError` names the entry and the installed BasicSR version.
+
+Besides this table, one rebinding is scoped to the plugin's own models: while its Real-ESRGAN variants run their
+``__init__`` or ``feed_data`` on a CPU, :mod:`ddr_basicsr.training.real_esrgan_cpu` gives basicsr's ``filter2D``
+contiguous input and moves ``.cuda()`` to the CPU, and puts both back when the call returns.
 """
 import functools
 import importlib
