@@ -66,11 +66,11 @@ def argument_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _PeekLoader(OrderedSafeLoader):
+class _PeekSafeLoader(OrderedSafeLoader):
     """Reads an option file only to see the names it uses: python tags become None instead of running."""
 
 
-_PeekLoader.add_multi_constructor('tag:yaml.org,2002:python/', lambda loader, suffix, node: None)
+_PeekSafeLoader.add_multi_constructor('tag:yaml.org,2002:python/', lambda loader, suffix, node: None)
 
 
 def force_yml(opt: dict, entries: Sequence[str]) -> None:
@@ -127,7 +127,7 @@ def peek_options(argv: Sequence[str]) -> Optional[dict]:
     try:
         args, _ = argument_parser().parse_known_args(list(argv))
         with open(args.opt, encoding='utf-8') as stream:
-            opt = yaml.load(stream, Loader=_PeekLoader)
+            opt = yaml.load(stream, Loader=_PeekSafeLoader)
         force_yml(opt, args.force_yml or [])
     except (SystemExit, Exception):  # any problem here is reported by whichever parser runs next
         return None

@@ -139,7 +139,7 @@ def state_problem(path: str) -> Optional[str]:
     reason = unreadable_reason(path)
     if reason is not None:
         return reason
-    state = torch.load(path, map_location='cpu', weights_only=True)
+    state = torch.load(path, map_location='cpu', weights_only=True, mmap=True)  # read, not copied, into memory
     if not isinstance(state, dict) or not isinstance(state.get('iter'), int) or isinstance(state.get('iter'), bool) \
             or not isinstance(state.get('optimizers'), list) or not isinstance(state.get('schedulers'), list):
         return ('not a training state (it needs an integer iter and lists of optimizers and schedulers, as '
@@ -153,7 +153,7 @@ def network_problem(path: str) -> Optional[str]:
     reason = unreadable_reason(path)
     if reason is not None:
         return reason
-    network = torch.load(path, map_location='cpu', weights_only=True)
+    network = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
     if not isinstance(network, dict):
         return f'a {type(network).__name__}, not a state dict'
     found = _non_finite_entry(network)
