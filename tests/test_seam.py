@@ -91,6 +91,15 @@ def test_through_the_start_up_file_a_failed_attach_is_one_line_and_basicsr_still
     assert '[ddr-basicsr] not attached to BasicSR (ImportError: this open_clip is broken)' in run.stderr
 
 
+def test_importing_a_seam_module_before_basicsr_still_attaches():
+    code = ('import ddr_basicsr.host.run_options, basicsr.train\n'
+            'from ddr_basicsr.host import is_attached\n'
+            'print(is_attached(), basicsr.train.parse_options.seam_entry.label)')
+    run = subprocess.run([sys.executable, '-c', code], env=subprocess_env(), capture_output=True, text=True,
+                         timeout=300)
+    assert run.stdout.split() == ['True', 'basicsr.train.parse_options'], run.stderr[-2000:]
+
+
 def test_a_users_own_basicsr_module_is_left_alone(tmp_path):
     (tmp_path / 'basicsr.py').write_text('VALUE = 41\n')
     run = subprocess.run([sys.executable, '-c', 'import basicsr; print(basicsr.VALUE + 1)'], cwd=tmp_path,

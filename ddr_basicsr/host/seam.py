@@ -111,13 +111,12 @@ def stock_target(entry: SeamEntry, module: Any = None) -> Any:
 
 
 def switch(entry: SeamEntry, stock: Any) -> Callable:
-    """A callable that runs the plugin's version of ``entry`` for plugin runs and ``stock`` otherwise."""
-    if entry.name == 'parse_options':
-        plugin = _resolve(entry.plugin_version)
-
+    """A callable that runs the plugin's version of ``entry`` for plugin runs and ``stock`` otherwise (the plugin's
+    version is imported at the first call, never while basicsr itself is being imported)."""
+    if entry.name == 'parse_options':  # it decides whether the run is a plugin run: it always gets the stock one
         @functools.wraps(stock, updated=())
         def switched(*args: Any, **kwargs: Any) -> Any:
-            return plugin(stock, *args, **kwargs)
+            return _resolve(entry.plugin_version)(stock, *args, **kwargs)
     else:
         @functools.wraps(stock, updated=())
         def switched(*args: Any, **kwargs: Any) -> Any:
