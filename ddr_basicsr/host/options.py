@@ -263,13 +263,16 @@ def check_experiment_name(opt: dict, root: str = '.') -> None:
                          f'system limit of {limit} bytes per name; shorten it')
 
 
-def knows_every_key(opt: Mapping) -> bool:
-    """Whether the model of ``opt`` is BasicSR's or the plugin's, so that every key it reads is in the schema."""
+def model_module(opt: Mapping) -> str:
+    """The module that defines the model of ``opt`` ('' when the model type is not registered)."""
     from basicsr.utils.registry import MODEL_REGISTRY
     model_type = str(opt.get('model_type'))
-    if not _registered(MODEL_REGISTRY, model_type):
-        return False
-    return _lookup(MODEL_REGISTRY, model_type).__module__.startswith(('basicsr.', 'ddr_basicsr.'))
+    return _lookup(MODEL_REGISTRY, model_type).__module__ if _registered(MODEL_REGISTRY, model_type) else ''
+
+
+def knows_every_key(opt: Mapping) -> bool:
+    """Whether the model of ``opt`` is BasicSR's or the plugin's, so that every key it reads is in the schema."""
+    return model_module(opt).startswith(('basicsr.', 'ddr_basicsr.'))
 
 
 def check_options(opt: dict, is_train: bool) -> None:
@@ -277,13 +280,11 @@ def check_options(opt: dict, is_train: bool) -> None:
     from ddr_basicsr.host.option_schema import check_schema
     check_experiment_name(opt)
     check_model_options(opt, is_train)
-    if is_train and knows_every_key(opt):
-        from basicsr.utils.registry import MODEL_REGISTRY
-
+    known = knows_every_key(opt)
+    if is_train and known:
         from ddr_basicsr.models.optimizers import check_optimizer_choices
-        model_module = _lookup(MODEL_REGISTRY, str(opt['model_type'])).__module__
-        check_optimizer_choices(opt.get('train') or {}, plugin_model=model_module.startswith('ddr_basicsr.'))
-    check_schema(opt, is_train, strict_keys=knows_every_key(opt))
+        check_optimizer_choices(opt.get('train') or {}, plugin_model=model_module(opt).startswith('ddr_basicsr.'))
+    check_schema(opt, is_train, strict_keys=known)
     check_validation_metrics(opt)
     check_logger_options(opt)
     check_device_options(opt)
