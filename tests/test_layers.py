@@ -125,9 +125,10 @@ def test_no_upward_import():
 
 
 def test_the_documented_python_m_command_lines_still_run():
+    """``python -m ddr_basicsr.train`` is run by tests/test_docs.py; the other two shims here."""
     import subprocess
     import sys
-    for module in ROOT_SHIMS:
+    for module in ('ddr_basicsr.test', 'ddr_basicsr.score'):
         run = subprocess.run([sys.executable, '-m', module, '--help'], capture_output=True, text=True, timeout=120)
         assert run.returncode == 0 and 'usage:' in run.stdout, (module, run.stderr[-1000:])
 
