@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -142,11 +143,13 @@ def test_files_from_lists_each_file_once_and_reports_missing_entries(photos, tin
 @pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason='the gloo CPU path')
 def test_torchrun_two_gloo_processes_write_the_one_process_csv(photos, tiny_clip_path, reference_csv, tmp_path):
-    """The one real multi-process run of this module (the kill and resume are checked in-process above)."""
+    """The one real multi-process run of this module (the kill and resume are checked in-process above), in the
+    form docs/blind-iqa.md documents: ``torchrun ... --no-python ddr-score``."""
     output = tmp_path / 'scores.csv'
-    command = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
-               '-m', 'ddr_basicsr.cli.score', str(photos), '-o', str(output), '--pretrained', tiny_clip_path, *BATCH]
-    run = subprocess.run(command, cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    command = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', '--no-python',
+               'ddr-score', str(photos), '-o', str(output), '--pretrained', tiny_clip_path, *BATCH]
+    environment = subprocess_env(PATH=f'{Path(sys.executable).parent}{os.pathsep}{os.environ.get("PATH", "")}')
+    run = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert output.read_bytes() == reference_csv
     assert sorted(os.listdir(tmp_path)) == ['scores.csv', 'scores.csv.settings.json']
